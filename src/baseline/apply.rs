@@ -1,0 +1,100 @@
+//! Server-side apply of a baseline, and its removal.
+
+use std::collections::BTreeMap;
+
+use kube::Client;
+use kube::api::DynamicObject;
+use kube::discovery::Scope;
+
+use super::LoadedBaseline;
+use crate::kobj::{self, ObjectError, ObjectRef};
+
+/// Errors applying or removing a baseline.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("applying {target}: {source}")]
+    Apply { target: String, source: ObjectError },
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+}
+
+impl ApplyError {
+    /// The API server's message when it refused the object (quota, admission, validation).
+    pub fn api_message(&self) -> Option<String> {
+        let source = match self {
+            Self::Apply { source, .. } | Self::Object(source) => source,
+        };
+        match source {
+            ObjectError::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => Some(format!("{} ({})", status.message, status.reason)),
+            _ => None,
+        }
+    }
+}
+
+/// Applies the baseline's namespace and objects with server-side apply
+/// (idempotent: re-applying an applied baseline changes nothing), labelled
+/// as managed by breakfix. Returns the objects in apply order.
+pub async fn apply_baseline(
+    client: &Client,
+    baseline: &LoadedBaseline,
+    run_id: &str,
+) -> Result<Vec<ObjectRef>, ApplyError> {
+    let labels = managed_labels(baseline.name(), run_id);
+    let ns = baseline.spec.namespace.as_str();
+    let mut namespace: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": ns},
+    }))
+    .map_err(ObjectError::from)?;
+    namespace.metadata.labels = Some(labels.clone());
+    let mut applied = Vec::new();
+    kobj::apply(client, &namespace)
+        .await
+        .map_err(|source| ApplyError::Apply {
+            target: format!("namespace/{ns}"),
+            source,
+        })?;
+    applied.push(ObjectRef::of(&namespace)?);
+    for object in &baseline.objects {
+        let mut obj = object.clone();
+        let mut target = ObjectRef::of(&obj)?;
+        let (_, caps) = kobj::resolve(client, &target).await?;
+        if caps.scope == Scope::Namespaced && obj.metadata.namespace.is_none() {
+            obj.metadata.namespace = Some(ns.to_string());
+            target.namespace = Some(ns.to_string());
+        }
+        obj.metadata
+            .labels
+            .get_or_insert_default()
+            .extend(labels.clone());
+        kobj::apply(client, &obj)
+            .await
+            .map_err(|source| ApplyError::Apply {
+                target: target.to_string(),
+                source,
+            })?;
+        tracing::debug!(%target, "applied");
+        applied.push(target);
+    }
+    Ok(applied)
+}
+
+/// Deletes what [`apply_baseline`] applied, in reverse order.
+pub async fn delete_baseline(client: &Client, applied: &[ObjectRef]) -> Result<(), ApplyError> {
+    for target in applied.iter().rev() {
+        kobj::delete_if_present(client, target, None).await?;
+    }
+    Ok(())
+}
+
+fn managed_labels(baseline: &str, run_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (crate::MANAGED_LABEL.to_string(), "breakfix".to_string()),
+        ("breakfix.dev/baseline".to_string(), baseline.to_string()),
+        (crate::RUN_LABEL.to_string(), run_id.to_string()),
+    ])
+}

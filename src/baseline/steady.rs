@@ -1,0 +1,336 @@
+//! Steady state: the baseline's workloads fully rolled out and available,
+//! plus declared checks, judged from reflector stores fed by watches.
+
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, Resource};
+
+use super::{LoadedBaseline, SteadyCheck};
+
+/// Errors waiting for steady state.
+#[derive(Debug, thiserror::Error)]
+pub enum SteadyError {
+    #[error("not steady after {waited:?}: {unmet}")]
+    Timeout { waited: Duration, unmet: String },
+    #[error("watch failed: {0}")]
+    Watch(#[from] watcher::Error),
+    #[error("the watch streams ended")]
+    StreamEnded,
+}
+
+/// One thing that must hold for the baseline to be healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Deployment {
+        namespace: String,
+        name: String,
+    },
+    StatefulSet {
+        namespace: String,
+        name: String,
+    },
+    DaemonSet {
+        namespace: String,
+        name: String,
+    },
+    PodsReady {
+        namespace: String,
+        selector: String,
+        min: u32,
+    },
+    /// Every node in the cluster is Ready.
+    NodesReady,
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Deployment { namespace, name } => write!(f, "deployment/{name} -n {namespace}"),
+            Self::StatefulSet { namespace, name } => write!(f, "statefulset/{name} -n {namespace}"),
+            Self::DaemonSet { namespace, name } => write!(f, "daemonset/{name} -n {namespace}"),
+            Self::PodsReady {
+                namespace,
+                selector,
+                min,
+            } => {
+                write!(f, "{min}+ ready pods -l {selector} -n {namespace}")
+            }
+            Self::NodesReady => write!(f, "all nodes Ready"),
+        }
+    }
+}
+
+/// The set of checks that make up a baseline's steady state.
+#[derive(Debug, Clone)]
+pub struct SteadyState {
+    pub checks: Vec<Check>,
+}
+
+type Verdict = (bool, String);
+
+impl SteadyState {
+    /// Every workload in the baseline's manifests, plus its declared checks.
+    pub fn for_baseline(baseline: &LoadedBaseline) -> Self {
+        let default_ns = baseline.spec.namespace.to_string();
+        let mut checks = Vec::new();
+        for obj in &baseline.objects {
+            let Some(types) = &obj.types else { continue };
+            let namespace = obj
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| default_ns.clone());
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            match (types.api_version.as_str(), types.kind.as_str()) {
+                ("apps/v1", "Deployment") => checks.push(Check::Deployment { namespace, name }),
+                ("apps/v1", "StatefulSet") => checks.push(Check::StatefulSet { namespace, name }),
+                ("apps/v1", "DaemonSet") => checks.push(Check::DaemonSet { namespace, name }),
+                _ => {}
+            }
+        }
+        for check in &baseline.spec.steady_state.checks {
+            match check {
+                SteadyCheck::PodsReady(p) => checks.push(Check::PodsReady {
+                    namespace: p
+                        .namespace
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| default_ns.clone()),
+                    selector: p.selector.clone(),
+                    min: p.min,
+                }),
+            }
+        }
+        Self { checks }
+    }
+
+    /// Waits until every check holds at once; returns when that happened.
+    pub async fn wait_steady(
+        &self,
+        client: &Client,
+        timeout: Duration,
+    ) -> Result<Timestamp, SteadyError> {
+        self.wait_stable(client, Duration::ZERO, timeout).await
+    }
+
+    /// Waits until every check holds and keeps holding for `settle`; returns
+    /// the moment that stable stretch began. `on_change` sees each check's
+    /// verdict as it changes (for progress and the timeline).
+    pub async fn wait_stable(
+        &self,
+        client: &Client,
+        settle: Duration,
+        timeout: Duration,
+    ) -> Result<Timestamp, SteadyError> {
+        let mut verdicts: Vec<Verdict> = self
+            .checks
+            .iter()
+            .map(|c| (false, format!("{c}: not seen yet")))
+            .collect();
+        if self.checks.is_empty() {
+            return Ok(Timestamp::now());
+        }
+        let streams = self.checks.iter().enumerate().map(|(i, c)| {
+            check_stream(client, c)
+                .map(move |v| v.map(|v| (i, v)))
+                .boxed()
+        });
+        let mut merged = stream::select_all(streams);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut steady_since: Option<(Timestamp, tokio::time::Instant)> = None;
+        loop {
+            let settle_at = steady_since.map(|(_, at)| at + settle);
+            let wake = settle_at.map_or(deadline, |s| s.min(deadline));
+            tokio::select! {
+                item = merged.next() => {
+                    let (i, v) = item.ok_or(SteadyError::StreamEnded)??;
+                    verdicts[i] = v;
+                    let all_ok = verdicts.iter().all(|(ok, _)| *ok);
+                    match (all_ok, steady_since) {
+                        (true, None) => steady_since = Some((Timestamp::now(), tokio::time::Instant::now())),
+                        (false, Some(_)) => steady_since = None,
+                        _ => {}
+                    }
+                    if settle.is_zero()
+                        && let Some((at, _)) = steady_since {
+                            return Ok(at);
+                        }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if let (Some((at, _)), Some(s)) = (steady_since, settle_at)
+                        && tokio::time::Instant::now() >= s {
+                            return Ok(at);
+                        }
+                    if tokio::time::Instant::now() >= deadline {
+                        let unmet = verdicts
+                            .iter()
+                            .filter(|(ok, _)| !ok)
+                            .map(|(_, why)| why.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        return Err(SteadyError::Timeout {
+                            waited: timeout,
+                            unmet: if unmet.is_empty() { format!("steady, but not for {settle:?}") } else { unmet },
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A stream of the check's verdict, re-evaluated on every watch event.
+fn check_stream(
+    client: &Client,
+    check: &Check,
+) -> futures::stream::BoxStream<'static, Result<Verdict, SteadyError>> {
+    let label = check.to_string();
+    match check.clone() {
+        Check::Deployment { namespace, name } => {
+            named::<Deployment>(client, &namespace, &name, label, deployment_verdict)
+        }
+        Check::StatefulSet { namespace, name } => {
+            named::<StatefulSet>(client, &namespace, &name, label, statefulset_verdict)
+        }
+        Check::DaemonSet { namespace, name } => {
+            named::<DaemonSet>(client, &namespace, &name, label, daemonset_verdict)
+        }
+        Check::PodsReady {
+            namespace,
+            selector,
+            min,
+        } => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            let (reader, writer) = reflector::store();
+            reflector(
+                writer,
+                watcher(api, watcher::Config::default().labels(&selector)),
+            )
+            .default_backoff()
+            .map(move |event| {
+                event?;
+                let ready = reader.state().iter().filter(|p| pod_ready(p)).count() as u32;
+                Ok((ready >= min, format!("{label}: {ready} ready")))
+            })
+            .boxed()
+        }
+        Check::NodesReady => {
+            let api: Api<Node> = Api::all(client.clone());
+            let (reader, writer) = reflector::store();
+            reflector(writer, watcher(api, watcher::Config::default()))
+                .default_backoff()
+                .map(move |event| {
+                    event?;
+                    let nodes = reader.state();
+                    let ready = nodes.iter().filter(|n| node_ready(n)).count();
+                    Ok((
+                        !nodes.is_empty() && ready == nodes.len(),
+                        format!("{label}: {ready}/{} ready", nodes.len()),
+                    ))
+                })
+                .boxed()
+        }
+    }
+}
+
+/// Whether a node's Ready condition is True.
+pub fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn named<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    label: String,
+    verdict: fn(&K) -> Verdict,
+) -> futures::stream::BoxStream<'static, Result<Verdict, SteadyError>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let (reader, writer) = reflector::store::<K>();
+    reflector(writer, watcher(api, cfg))
+        .default_backoff()
+        .map(move |event| {
+            event?;
+            Ok(match reader.state().first() {
+                Some(obj) => {
+                    let (ok, why) = verdict(obj);
+                    (ok, format!("{label}: {why}"))
+                }
+                None => (false, format!("{label}: not found")),
+            })
+        })
+        .boxed()
+}
+
+/// A Deployment is steady when its latest spec is observed and every replica
+/// is updated, ready and available, with no old pods left.
+pub fn deployment_verdict(d: &Deployment) -> Verdict {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = &d.status else {
+        return (false, "no status yet".into());
+    };
+    let generation = d.metadata.generation.unwrap_or(0);
+    if st.observed_generation.unwrap_or(0) < generation {
+        return (false, "spec change not yet observed".into());
+    }
+    let (total, updated, ready, available) = (
+        st.replicas.unwrap_or(0),
+        st.updated_replicas.unwrap_or(0),
+        st.ready_replicas.unwrap_or(0),
+        st.available_replicas.unwrap_or(0),
+    );
+    let ok = total == want && updated == want && ready == want && available == want;
+    (
+        ok,
+        format!("{ready}/{want} ready, {updated} updated, {available} available, {total} total"),
+    )
+}
+
+/// A StatefulSet is steady when every replica is ready on the current revision.
+pub fn statefulset_verdict(s: &StatefulSet) -> Verdict {
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = &s.status else {
+        return (false, "no status yet".into());
+    };
+    let ready = st.ready_replicas.unwrap_or(0);
+    let current = st.current_revision.is_some() && st.current_revision == st.update_revision;
+    (ready == want && current, format!("{ready}/{want} ready"))
+}
+
+/// A DaemonSet is steady when every scheduled pod is updated and ready.
+pub fn daemonset_verdict(d: &DaemonSet) -> Verdict {
+    let Some(st) = &d.status else {
+        return (false, "no status yet".into());
+    };
+    let want = st.desired_number_scheduled;
+    let ok =
+        st.number_ready == want && st.updated_number_scheduled.unwrap_or(0) == want && want > 0;
+    (ok, format!("{}/{want} ready", st.number_ready))
+}
+
+/// Whether a pod's Ready condition is True.
+pub fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}

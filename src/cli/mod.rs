@@ -1,0 +1,239 @@
+//! The command-line front end: argument parsing, user-facing diagnostics and
+//! exit codes (0 all SLOs met, 1 an SLO missed, 2 bad input or environment,
+//! 130 interrupted after revert). Everything else lives in the library.
+
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use breakfix::experiment::{self, Diagnostic};
+
+/// Exit code for bad input or a broken environment.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "breakfix",
+    version,
+    about = "Break Kubernetes on purpose, the ways real teams did; assert detection and recovery meet SLOs"
+)]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run experiments on a fresh (or reused) kind cluster, or a named context.
+    Run(run::RunArgs),
+    /// Check experiment files without a cluster.
+    Validate {
+        /// Experiment files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of experiment files.
+    Schema,
+    /// Show the fault catalogue and the failure story behind each fault.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revert whatever crashed runs left behind, from their journals.
+    Cleanup {
+        /// Folder of journals (default: ~/.local/state/breakfix/journal).
+        #[arg(long)]
+        journal_dir: Option<PathBuf>,
+    },
+    /// Manage the kind clusters breakfix creates.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Create a cluster (or reuse the one breakfix created with this name).
+    Up(ClusterUpArgs),
+    /// Delete a cluster breakfix created.
+    Down {
+        #[arg(default_value = "breakfix")]
+        name: String,
+    },
+    /// List the clusters breakfix created.
+    List,
+}
+
+#[derive(Args)]
+struct ClusterUpArgs {
+    #[arg(long, default_value = "breakfix")]
+    name: String,
+    /// Worker nodes besides the control plane.
+    #[arg(long, env = "BREAKFIX_WORKERS", default_value_t = 0)]
+    workers: u32,
+}
+
+/// Entry point: parse, dispatch, map errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli.command));
+    ExitCode::from(code)
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,breakfix=info",
+        _ => "debug,breakfix=debug,hyper=info,tower=info,rustls=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn dispatch(command: Command) -> u8 {
+    match command {
+        Command::Run(args) => run::run(args).await,
+        Command::Validate { paths } => validate(&paths),
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&experiment::json_schema()).unwrap_or_default()
+            );
+            0
+        }
+        Command::List { json } => list(json),
+        Command::Cleanup { journal_dir } => run::cleanup(journal_dir).await,
+        Command::Cluster { command } => match command {
+            ClusterCommand::Up(args) => run::cluster_up(&args.name, args.workers).await,
+            ClusterCommand::Down { name } => run::cluster_down(&name).await,
+            ClusterCommand::List => {
+                let clusters = breakfix::cluster::KindCluster::all_recorded();
+                if clusters.is_empty() {
+                    println!("no clusters created by breakfix");
+                }
+                for c in clusters {
+                    println!(
+                        "{}\t{} worker(s)\t{}\tkubeconfig {}",
+                        c.name,
+                        c.workers,
+                        c.node_image,
+                        c.kubeconfig.display()
+                    );
+                }
+                0
+            }
+        },
+    }
+}
+
+/// Loads every experiment under `paths`, printing all diagnostics.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<experiment::LoadedExperiment>, u8> {
+    let files = experiment::collect_files(paths).map_err(|d| report_diagnostics(&[d]))?;
+    let mut loaded = Vec::new();
+    let mut problems = Vec::new();
+    let mut names = std::collections::HashMap::new();
+    for file in files {
+        match experiment::load_experiment(&file) {
+            Ok(exp) => {
+                if let Some(other) = names.insert(exp.name().to_string(), file.clone()) {
+                    problems.push(Diagnostic::file(
+                        &file,
+                        format!(
+                            "experiment name `{}` is also used by {}",
+                            exp.name(),
+                            other.display()
+                        ),
+                    ));
+                }
+                loaded.push(exp);
+            }
+            Err(mut ds) => problems.append(&mut ds),
+        }
+    }
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(report_diagnostics(&problems))
+    }
+}
+
+fn report_diagnostics(problems: &[Diagnostic]) -> u8 {
+    for d in problems {
+        eprintln!("{d}\n");
+    }
+    eprintln!(
+        "error: {} problem{} found; nothing was run",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    EXIT_USAGE
+}
+
+fn validate(paths: &[PathBuf]) -> u8 {
+    match load_all(paths) {
+        Ok(loaded) => {
+            for exp in &loaded {
+                println!(
+                    "ok {} ({}, {})",
+                    exp.path.display(),
+                    exp.name(),
+                    exp.experiment.spec.fault.kind()
+                );
+            }
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+fn list(json: bool) -> u8 {
+    let entries = breakfix::fault::catalogue();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
+        return 0;
+    }
+    for e in entries {
+        let signals: Vec<String> = e.signals.iter().map(ToString::to_string).collect();
+        println!(
+            "{}\n  what:    {}\n  signals: {}\n  story:   {}\n",
+            e.fault,
+            e.what,
+            signals.join(", "),
+            e.story
+        );
+    }
+    0
+}

@@ -1,0 +1,346 @@
+//! `breakfix run`, `cleanup` and `cluster`: the commands that touch clusters.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use breakfix::baseline::delete_baseline;
+use breakfix::cluster::{self, ClusterError, ClusterHandle, KindOptions};
+use breakfix::journal::{Journal, JournalState};
+use breakfix::report::{self, junit};
+use breakfix::runner::{RunReport, Runner, outcome::REPORT_SCHEMA_VERSION};
+
+use super::{EXIT_USAGE, load_all};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Experiment files or folders of them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Name of the kind cluster to create (or reuse with --reuse).
+    #[arg(long, default_value = "breakfix")]
+    cluster_name: String,
+    /// Worker nodes besides the control plane.
+    #[arg(long, env = "BREAKFIX_WORKERS", default_value_t = 0)]
+    workers: u32,
+    /// Run on the kind cluster breakfix created earlier with this name, if it exists.
+    #[arg(long)]
+    reuse: bool,
+    /// Keep the cluster and the baseline objects after the run.
+    #[arg(long)]
+    keep: bool,
+    /// Run on an existing kubeconfig context instead of kind. Must be named
+    /// explicitly; breakfix never picks the current context by itself.
+    #[arg(long, conflicts_with_all = ["reuse", "workers"])]
+    context: Option<String>,
+    /// Kubeconfig for --context (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, requires = "context")]
+    kubeconfig: Option<PathBuf>,
+    /// Override every experiment's `repeat`.
+    #[arg(long)]
+    repeat: Option<u32>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
+fn cluster_error(e: &ClusterError) -> u8 {
+    eprintln!("error: {e}");
+    if let Some(help) = e.help() {
+        eprintln!("  = help: {help}");
+    }
+    EXIT_USAGE
+}
+
+/// A run id: sortable by time, unique enough for one machine.
+fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    format!(
+        "{}-{:04x}",
+        now.strftime("%Y%m%dt%H%M%S"),
+        std::process::id() & 0xffff
+    )
+}
+
+pub async fn run(args: RunArgs) -> u8 {
+    let experiments = match load_all(&args.paths) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    if let Some(0) = args.repeat {
+        eprintln!("error: --repeat must be at least 1");
+        return EXIT_USAGE;
+    }
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+
+    let started = jiff::Timestamp::now();
+    eprintln!(
+        "breakfix: {} experiment(s); getting a cluster…",
+        experiments.len()
+    );
+    let handle = match &args.context {
+        Some(context) => cluster::existing_context(args.kubeconfig.as_deref(), context).await,
+        None => {
+            let opts = KindOptions {
+                name: args.cluster_name.clone(),
+                workers: args.workers,
+                reuse: args.reuse,
+                ..KindOptions::default()
+            };
+            tokio::select! {
+                r = cluster::kind::ensure(&opts) => r,
+                _ = cancel.cancelled() => {
+                    eprintln!("interrupted before any fault was injected");
+                    return 130;
+                }
+            }
+        }
+    };
+    let handle = match handle {
+        Ok(h) => h,
+        Err(e) => return cluster_error(&e),
+    };
+    eprintln!(
+        "cluster: {} `{}` ready",
+        handle.record.provider, handle.record.name
+    );
+
+    let run_id = new_run_id();
+    let mut journal = match Journal::create(&Journal::default_dir(), &run_id, handle.record.clone())
+    {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let journal_path = journal.path().to_path_buf();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = tokio::spawn(report::progress::show(rx));
+
+    let client = handle.client.clone();
+    let task_cancel = cancel.clone();
+    let repeat = args.repeat;
+    let task_run_id = run_id.clone();
+    let run_task = tokio::spawn(async move {
+        let mut runner = Runner {
+            client: client.clone(),
+            run_id: task_run_id,
+            journal: &mut journal,
+            events: Some(tx),
+            cancel: task_cancel.clone(),
+            repeat,
+        };
+        let mut reports = Vec::new();
+        let mut applied = Vec::new();
+        for exp in &experiments {
+            if task_cancel.is_cancelled() {
+                break;
+            }
+            let (report, objects) = runner.run_experiment(exp).await;
+            reports.push(report);
+            applied.push(objects);
+        }
+        drop(runner);
+        (reports, applied, journal)
+    });
+
+    let (reports, applied, journal) = match run_task.await {
+        Ok(result) => result,
+        Err(join_error) => {
+            eprintln!("error: the run crashed ({join_error}); reverting from the journal");
+            replay_journal(&journal_path, &handle).await;
+            return 1;
+        }
+    };
+    let _ = progress.await;
+
+    if !args.keep {
+        for objects in applied.iter().rev() {
+            if let Err(e) = delete_baseline(&handle.client, objects).await {
+                eprintln!("warning: baseline cleanup: {e}");
+            }
+        }
+    }
+    if let Err(e) = journal.finish() {
+        eprintln!("warning: {e}");
+    }
+
+    let report = RunReport {
+        schema: REPORT_SCHEMA_VERSION.into(),
+        run_id,
+        started,
+        finished: jiff::Timestamp::now(),
+        cluster: handle.record.clone(),
+        experiments: reports,
+    };
+    print!("{}", report::summary(&report));
+    let mut code = report.exit_code() as u8;
+    if let Some(path) = &args.json
+        && let Err(e) = report::to_json(&report).and_then(|t| report::write_file(path, &t))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = junit::to_junit(&report).and_then(|t| report::write_file(path, &t))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
+    }
+    if handle.created && !args.keep && args.context.is_none() {
+        eprintln!(
+            "deleting kind cluster `{}` (pass --keep to keep it)",
+            handle.record.name
+        );
+        if let Err(e) = cluster::kind::delete(&handle.record.name).await {
+            eprintln!("warning: {e}");
+        }
+    }
+    code
+}
+
+/// First Ctrl-C cancels the run (which then reverts); later ones are
+/// acknowledged, and the third exits at once, leaving the journal to `cleanup`.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            count += 1;
+            match count {
+                1 => {
+                    eprintln!(
+                        "\ninterrupt: stopping and reverting the fault (Ctrl-C twice more to abort; `breakfix cleanup` then finishes)"
+                    );
+                    cancel.cancel();
+                }
+                2 => eprintln!("interrupt: still reverting; once more aborts"),
+                _ => {
+                    eprintln!("interrupt: aborting; run `breakfix cleanup` to revert what is left");
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+}
+
+async fn replay_journal(path: &std::path::Path, handle: &ClusterHandle) {
+    match JournalState::read(path) {
+        Ok(state) => match state.replay(&handle.client).await {
+            Ok(errors) if errors.is_empty() => {
+                eprintln!("reverted {} change(s)", state.pending.len())
+            }
+            Ok(errors) => {
+                for e in errors {
+                    eprintln!("error: {e}");
+                }
+            }
+            Err(e) => eprintln!("error: {e}"),
+        },
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
+
+pub async fn cleanup(dir: Option<PathBuf>) -> u8 {
+    let dir = dir.unwrap_or_else(Journal::default_dir);
+    let journals = match JournalState::unfinished_in(&dir) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if journals.is_empty() {
+        println!("nothing to clean up in {}", dir.display());
+        return 0;
+    }
+    let mut code = 0;
+    for state in journals {
+        println!(
+            "run {} on {} `{}`: {} change(s) to revert",
+            state.run_id,
+            state.cluster.provider,
+            state.cluster.name,
+            state.pending.len()
+        );
+        let client = match tokio::time::timeout(
+            Duration::from_secs(30),
+            cluster::client_for_record(&state.cluster),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                eprintln!("  error: {e}");
+                code = 1;
+                continue;
+            }
+            Err(_) => {
+                eprintln!("  error: cluster did not answer within 30s");
+                code = 1;
+                continue;
+            }
+        };
+        for (_, undo) in &state.pending {
+            println!("  {}", undo.describe());
+        }
+        match state.replay(&client).await {
+            Ok(errors) if errors.is_empty() => println!("  done"),
+            Ok(errors) => {
+                for e in errors {
+                    eprintln!("  error: {e}");
+                }
+                code = 1;
+            }
+            Err(e) => {
+                eprintln!("  error: {e}");
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+pub async fn cluster_up(name: &str, workers: u32) -> u8 {
+    let opts = KindOptions {
+        name: name.into(),
+        workers,
+        reuse: true,
+        ..KindOptions::default()
+    };
+    match cluster::kind::ensure(&opts).await {
+        Ok(h) => {
+            let kubeconfig = h
+                .record
+                .kubeconfig
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            println!(
+                "cluster `{name}` ready ({})\n  kubectl --kubeconfig {kubeconfig} get nodes",
+                if h.created { "created" } else { "reused" }
+            );
+            0
+        }
+        Err(e) => cluster_error(&e),
+    }
+}
+
+pub async fn cluster_down(name: &str) -> u8 {
+    match cluster::kind::delete(name).await {
+        Ok(()) => {
+            println!("deleted cluster `{name}`");
+            0
+        }
+        Err(e) => cluster_error(&e),
+    }
+}

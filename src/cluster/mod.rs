@@ -1,0 +1,159 @@
+//! Clusters breakfix runs against: kind clusters it creates (and may reuse),
+//! or an existing kubeconfig context the user names explicitly.
+
+pub mod kind;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::baseline::steady::{Check, SteadyState};
+use crate::journal::ClusterRecord;
+pub use kind::{KindCluster, KindOptions};
+
+/// Errors getting a cluster. Most are environment problems (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{what} is not available: {detail}")]
+    Missing {
+        what: String,
+        detail: String,
+        help: String,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("kubeconfig {path}: {detail}")]
+    Kubeconfig { path: PathBuf, detail: String },
+    #[error("cannot reach the cluster: {0}")]
+    Client(#[from] kube::Error),
+    #[error(
+        "cluster `{name}` exists but was not created by breakfix; name it with `--context kind-{name}` to use it anyway"
+    )]
+    NotOurs { name: String },
+    #[error(
+        "cluster `{name}` already exists; pass --reuse to run on it, or `breakfix cluster down {name}`"
+    )]
+    Exists { name: String },
+    #[error("cluster not ready: {0}")]
+    NotReady(String),
+}
+
+impl ClusterError {
+    /// How to fix it, when the error is about the environment.
+    pub fn help(&self) -> Option<&str> {
+        match self {
+            Self::Missing { help, .. } => Some(help),
+            _ => None,
+        }
+    }
+}
+
+/// A cluster ready for experiments.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    pub client: Client,
+    pub record: ClusterRecord,
+    /// Whether this run created the cluster (and so may delete it).
+    pub created: bool,
+}
+
+impl std::fmt::Debug for ClusterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHandle")
+            .field("record", &self.record)
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// A client for `context` in `kubeconfig` (default: `$KUBECONFIG` or `~/.kube/config`).
+pub async fn client_for_context(
+    kubeconfig: Option<&Path>,
+    context: &str,
+) -> Result<Client, ClusterError> {
+    let kc = match kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).map_err(|e| ClusterError::Kubeconfig {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?,
+        None => Kubeconfig::read().map_err(|e| ClusterError::Kubeconfig {
+            path: PathBuf::from("$KUBECONFIG"),
+            detail: e.to_string(),
+        })?,
+    };
+    if !kc.contexts.iter().any(|c| c.name == context) {
+        let known: Vec<_> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(ClusterError::Kubeconfig {
+            path: kubeconfig
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("$KUBECONFIG")),
+            detail: format!("no context `{context}` (known: {})", known.join(", ")),
+        });
+    }
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .map_err(|e| ClusterError::Kubeconfig {
+            path: kubeconfig.map(Path::to_path_buf).unwrap_or_default(),
+            detail: e.to_string(),
+        })?;
+    Ok(Client::try_from(config)?)
+}
+
+/// A client for the cluster a journal recorded.
+pub async fn client_for_record(record: &ClusterRecord) -> Result<Client, ClusterError> {
+    let context = record
+        .context
+        .clone()
+        .unwrap_or_else(|| format!("kind-{}", record.name));
+    client_for_context(record.kubeconfig.as_deref(), &context).await
+}
+
+/// Uses an existing context the user named explicitly.
+pub async fn existing_context(
+    kubeconfig: Option<&Path>,
+    context: &str,
+) -> Result<ClusterHandle, ClusterError> {
+    let client = client_for_context(kubeconfig, context).await?;
+    client.apiserver_version().await?;
+    Ok(ClusterHandle {
+        client,
+        record: ClusterRecord {
+            provider: "context".into(),
+            name: context.into(),
+            kubeconfig: kubeconfig.map(Path::to_path_buf),
+            context: Some(context.into()),
+        },
+        created: false,
+    })
+}
+
+/// Waits until every node is Ready and kube-system's CoreDNS and kube-proxy are up.
+pub async fn wait_cluster_ready(client: &Client, timeout: Duration) -> Result<(), ClusterError> {
+    let system = |name: &str| (String::from("kube-system"), name.to_string());
+    let (ns, coredns) = system("coredns");
+    let (_, proxy) = system("kube-proxy");
+    let steady = SteadyState {
+        checks: vec![
+            Check::NodesReady,
+            Check::Deployment {
+                namespace: ns.clone(),
+                name: coredns,
+            },
+            Check::DaemonSet {
+                namespace: ns,
+                name: proxy,
+            },
+        ],
+    };
+    steady
+        .wait_steady(client, timeout)
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::NotReady(e.to_string()))
+}

@@ -1,0 +1,181 @@
+//! Reading failure signals off object status, as `kubectl describe` would.
+//! Pure functions over Kubernetes types, so they are tested on captured
+//! objects without a cluster.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+
+use super::SignalKind;
+
+/// One signal read off one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: SignalKind,
+    /// The container the signal is about, if any.
+    pub container: Option<String>,
+    /// Kubernetes' reason string (e.g. `ImagePullBackOff`).
+    pub reason: String,
+    pub message: String,
+    /// When the cluster says the condition began, when it says so.
+    pub since: Option<Timestamp>,
+}
+
+/// Every signal a pod's status shows right now.
+///
+/// `baseline_restarts` maps container name to the restart count seen at
+/// injection time; a higher count now yields [`SignalKind::Restarted`].
+pub fn pod_findings(pod: &Pod, baseline_restarts: &dyn Fn(&str) -> Option<i32>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(status) = &pod.status else {
+        return out;
+    };
+    let statuses = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    for cs in statuses {
+        container_findings(cs, baseline_restarts, &mut out);
+    }
+    let phase = status.phase.as_deref().unwrap_or("");
+    for cond in status.conditions.iter().flatten() {
+        match (cond.type_.as_str(), cond.status.as_str()) {
+            ("Ready", "False") if phase == "Running" => out.push(Finding {
+                kind: SignalKind::Unready,
+                container: None,
+                reason: cond.reason.clone().unwrap_or_else(|| "NotReady".into()),
+                message: cond.message.clone().unwrap_or_default(),
+                since: cond.last_transition_time.as_ref().map(|t| t.0),
+            }),
+            ("PodScheduled", "False") if cond.reason.as_deref() == Some("Unschedulable") => out
+                .push(Finding {
+                    kind: SignalKind::Unschedulable,
+                    container: None,
+                    reason: "Unschedulable".into(),
+                    message: cond.message.clone().unwrap_or_default(),
+                    since: cond.last_transition_time.as_ref().map(|t| t.0),
+                }),
+            _ => {}
+        }
+    }
+    if status.reason.as_deref() == Some("Evicted") {
+        out.push(Finding {
+            kind: SignalKind::PodGone,
+            container: None,
+            reason: "Evicted".into(),
+            message: status.message.clone().unwrap_or_default(),
+            since: None,
+        });
+    }
+    out
+}
+
+fn container_findings(
+    cs: &ContainerStatus,
+    baseline_restarts: &dyn Fn(&str) -> Option<i32>,
+    out: &mut Vec<Finding>,
+) {
+    let state = cs.state.as_ref();
+    if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+        let reason = waiting.reason.clone().unwrap_or_default();
+        let kind = match reason.as_str() {
+            "ErrImagePull" => Some(SignalKind::ErrImagePull),
+            "ImagePullBackOff" => Some(SignalKind::ImagePullBackOff),
+            "InvalidImageName" => Some(SignalKind::InvalidImageName),
+            "CrashLoopBackOff" => Some(SignalKind::CrashLoopBackOff),
+            "CreateContainerConfigError" | "CreateContainerError" => {
+                Some(SignalKind::CreateContainerConfigError)
+            }
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            out.push(Finding {
+                kind,
+                container: Some(cs.name.clone()),
+                reason,
+                message: waiting.message.clone().unwrap_or_default(),
+                since: None,
+            });
+        }
+    }
+    let terminated = state
+        .and_then(|s| s.terminated.as_ref())
+        .into_iter()
+        .chain(cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()));
+    for t in terminated {
+        if t.reason.as_deref() == Some("OOMKilled") {
+            out.push(Finding {
+                kind: SignalKind::OOMKilled,
+                container: Some(cs.name.clone()),
+                reason: "OOMKilled".into(),
+                message: format!("exit code {}", t.exit_code),
+                since: t.finished_at.as_ref().map(|ts| ts.0),
+            });
+            break;
+        }
+    }
+    if let Some(before) = baseline_restarts(&cs.name)
+        && cs.restart_count > before
+    {
+        out.push(Finding {
+            kind: SignalKind::Restarted,
+            container: Some(cs.name.clone()),
+            reason: "Restarted".into(),
+            message: format!("restart count {} → {}", before, cs.restart_count),
+            since: cs
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.finished_at.as_ref())
+                .map(|ts| ts.0),
+        });
+    }
+}
+
+/// The signal a core/v1 Event reports, if it reports one breakfix knows.
+pub fn event_finding(event: &Event) -> Option<Finding> {
+    let reason = event.reason.clone().unwrap_or_default();
+    let message = event.message.clone().unwrap_or_default();
+    let kind = match reason.as_str() {
+        "FailedMount" => SignalKind::FailedMount,
+        "FailedScheduling" => SignalKind::Unschedulable,
+        "Unhealthy" if message.contains("Readiness probe failed") => SignalKind::Unready,
+        "BackOff" if message.contains("pulling image") => SignalKind::ImagePullBackOff,
+        "BackOff" if message.contains("restarting failed container") => {
+            SignalKind::CrashLoopBackOff
+        }
+        "Failed"
+            if message.contains("ErrImagePull") || message.contains("Failed to pull image") =>
+        {
+            SignalKind::ErrImagePull
+        }
+        "Failed"
+            if message.contains("CreateContainerConfigError") || message.contains("not found") =>
+        {
+            SignalKind::CreateContainerConfigError
+        }
+        "FailedCreate" if message.contains("exceeded quota") => SignalKind::QuotaExceeded,
+        "OOMKilling" => SignalKind::OOMKilled,
+        "NodeNotReady" => SignalKind::NodeNotReady,
+        "Killing" | "TaintManagerEviction" => SignalKind::PodGone,
+        _ => return None,
+    };
+    Some(Finding {
+        kind,
+        container: None,
+        reason,
+        message,
+        since: event_time(event),
+    })
+}
+
+/// The best timestamp an Event carries: eventTime (µs), else first/last seen.
+pub fn event_time(event: &Event) -> Option<Timestamp> {
+    event
+        .event_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.first_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}

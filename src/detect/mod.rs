@@ -1,0 +1,202 @@
+//! Detection: watch streams of cluster state turned into signals.
+//!
+//! Everything here is built on `kube::runtime::watcher`: breakfix reacts to
+//! watch events the moment the API server sends them and never polls. Each
+//! [`Observation`] carries two times: when the harness saw it, and when the
+//! cluster says the condition began (event or condition timestamp), so the
+//! harness's own latency is visible.
+
+pub mod classify;
+pub mod diagnose;
+mod signal;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+pub use classify::Finding;
+pub use diagnose::{Diagnosis, diagnose};
+pub use signal::SignalKind;
+
+/// Errors while watching for signals.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("watch failed: {0}")]
+    Watch(#[from] watcher::Error),
+    #[error("no expected signal ({expected}) within {waited:?}")]
+    Timeout { expected: String, waited: Duration },
+    #[error("the watch stream ended before any expected signal")]
+    StreamEnded,
+}
+
+/// A signal seen on a specific object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    pub kind: SignalKind,
+    /// `kind/name` of the object, e.g. `pod/web-5d9c7-abcde`.
+    pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub reason: String,
+    pub message: String,
+    /// When breakfix received the watch event.
+    pub seen_at: Timestamp,
+    /// When the cluster says the condition began, if it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+}
+
+/// Which pods and events a detector looks at.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub namespace: String,
+    /// Label selector of the target's pods (`app=web`).
+    pub pod_selector: Option<String>,
+    /// Only events about objects whose name starts with this count.
+    pub event_name_prefix: Option<String>,
+    /// Events older than this are history, not signals.
+    pub not_before: Timestamp,
+}
+
+/// Restart counts per (pod, container) taken at injection, so that only new
+/// restarts count as [`SignalKind::Restarted`].
+pub type RestartBaseline = HashMap<(String, String), i32>;
+
+/// Takes the restart baseline for the pods in `scope`.
+pub async fn restart_baseline(
+    client: &Client,
+    scope: &Scope,
+) -> Result<RestartBaseline, kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &scope.namespace);
+    let mut lp = kube::api::ListParams::default();
+    if let Some(sel) = &scope.pod_selector {
+        lp = lp.labels(sel);
+    }
+    let mut out = HashMap::new();
+    for pod in api.list(&lp).await? {
+        let name = pod.name_any();
+        for cs in pod
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+        {
+            out.insert((name.clone(), cs.name.clone()), cs.restart_count);
+        }
+    }
+    Ok(out)
+}
+
+/// A stream of every new signal on the pods and events in `scope`; each
+/// (signal, object, container) is reported once.
+pub fn watch_pod_signals(
+    client: &Client,
+    scope: &Scope,
+    restarts: RestartBaseline,
+) -> impl Stream<Item = Result<Observation, DetectError>> + Send + 'static {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &scope.namespace);
+    let events: Api<Event> = Api::namespaced(client.clone(), &scope.namespace);
+    let mut pod_cfg = watcher::Config::default();
+    if let Some(sel) = &scope.pod_selector {
+        pod_cfg = pod_cfg.labels(sel);
+    }
+    let pod_stream = watcher(pods, pod_cfg)
+        .default_backoff()
+        .applied_objects()
+        .map_ok(move |pod| {
+            let name = pod.name_any();
+            let lookup = |c: &str| {
+                Some(
+                    restarts
+                        .get(&(name.clone(), c.to_string()))
+                        .copied()
+                        .unwrap_or(0),
+                )
+            };
+            classify::pod_findings(&pod, &lookup)
+                .into_iter()
+                .map(|f| into_observation(f, format!("pod/{name}")))
+                .collect::<Vec<_>>()
+        });
+    let prefix = scope.event_name_prefix.clone();
+    let not_before = scope.not_before;
+    let event_stream = watcher(events, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .map_ok(move |ev: Event| {
+            let about = &ev.involved_object;
+            let name = about.name.clone().unwrap_or_default();
+            let relevant = prefix.as_ref().is_none_or(|p| name.starts_with(p.as_str()))
+                && classify::event_time(&ev).is_some_and(|t| t >= not_before);
+            let kind = about.kind.clone().unwrap_or_default().to_lowercase();
+            relevant
+                .then(|| classify::event_finding(&ev))
+                .flatten()
+                .map(|f| into_observation(f, format!("{kind}/{name}")))
+                .into_iter()
+                .collect::<Vec<_>>()
+        });
+    let mut seen = HashSet::new();
+    stream::select(pod_stream, event_stream)
+        .map_err(DetectError::from)
+        .map_ok(|batch| stream::iter(batch.into_iter().map(Ok)))
+        .try_flatten()
+        .try_filter(move |o: &Observation| {
+            let fresh = seen.insert((o.kind, o.object.clone(), o.container.clone()));
+            futures::future::ready(fresh)
+        })
+}
+
+fn into_observation(f: Finding, object: String) -> Observation {
+    Observation {
+        kind: f.kind,
+        object,
+        container: f.container,
+        reason: f.reason,
+        message: f.message,
+        seen_at: Timestamp::now(),
+        since: f.since,
+    }
+}
+
+/// Waits for the first observation whose kind is in `expected`, handing every
+/// observation (expected or not) to `on_observation` as it arrives.
+pub async fn first_expected<S>(
+    signals: S,
+    expected: &[SignalKind],
+    timeout: Duration,
+    mut on_observation: impl FnMut(&Observation),
+) -> Result<Observation, DetectError>
+where
+    S: Stream<Item = Result<Observation, DetectError>>,
+{
+    let wait = async {
+        futures::pin_mut!(signals);
+        while let Some(item) = signals.next().await {
+            let obs = item?;
+            on_observation(&obs);
+            if expected.contains(&obs.kind) {
+                return Ok(obs);
+            }
+        }
+        Err(DetectError::StreamEnded)
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .unwrap_or_else(|_| {
+            Err(DetectError::Timeout {
+                expected: expected
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                waited: timeout,
+            })
+        })
+}

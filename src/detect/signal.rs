@@ -1,0 +1,84 @@
+//! The vocabulary of what breakfix can see go wrong in a cluster.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A kind of failure signal, named as Kubernetes reports it where it has a name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum SignalKind {
+    /// A container image could not be pulled (first attempt).
+    ErrImagePull,
+    /// The kubelet is backing off pulling an image.
+    ImagePullBackOff,
+    /// The image reference itself is malformed.
+    InvalidImageName,
+    /// A container keeps crashing and the kubelet backs off restarting it.
+    CrashLoopBackOff,
+    /// A container was killed for exceeding its memory limit.
+    OOMKilled,
+    /// A container restarted (its restart count went up).
+    Restarted,
+    /// A running pod's Ready condition is False.
+    Unready,
+    /// A Service has no ready endpoints left.
+    EndpointsEmpty,
+    /// A container cannot be created from its spec (missing Secret/ConfigMap key, …).
+    CreateContainerConfigError,
+    /// A volume could not be mounted (missing Secret/ConfigMap, …).
+    FailedMount,
+    /// Pods are Pending because no node can take them.
+    Unschedulable,
+    /// The API server answered 403 to a workload's own calls.
+    Forbidden,
+    /// A DNS canary's lookups are failing.
+    DnsFailures,
+    /// A canary's checks (HTTP, DNS or API) are failing.
+    CanaryFailing,
+    /// Object creation was refused because a ResourceQuota is exhausted.
+    QuotaExceeded,
+    /// Jobs or pods multiplied past a declared bound.
+    PodSurge,
+    /// A pod was deleted or evicted.
+    PodGone,
+    /// A node stopped reporting Ready.
+    NodeNotReady,
+    /// A rollout stopped progressing (Deployment condition Progressing=False).
+    RolloutStalled,
+}
+
+impl SignalKind {
+    /// One line on what the signal means, for `breakfix list` and reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ErrImagePull => "a container image could not be pulled",
+            Self::ImagePullBackOff => "the kubelet backs off pulling an image",
+            Self::InvalidImageName => "an image reference is malformed",
+            Self::CrashLoopBackOff => "a container keeps crashing; restarts back off",
+            Self::OOMKilled => "a container was killed for exceeding its memory limit",
+            Self::Restarted => "a container restarted",
+            Self::Unready => "a running pod is not Ready",
+            Self::EndpointsEmpty => "a Service has no ready endpoints",
+            Self::CreateContainerConfigError => "a container cannot be created from its spec",
+            Self::FailedMount => "a volume could not be mounted",
+            Self::Unschedulable => "pods are Pending; no node can take them",
+            Self::Forbidden => "a workload's API calls are refused with 403",
+            Self::DnsFailures => "DNS lookups from a canary fail",
+            Self::CanaryFailing => "a canary's checks fail",
+            Self::QuotaExceeded => "creation refused: ResourceQuota exhausted",
+            Self::PodSurge => "jobs or pods multiplied past a bound",
+            Self::PodGone => "a pod was deleted or evicted",
+            Self::NodeNotReady => "a node is not Ready",
+            Self::RolloutStalled => "a rollout stopped progressing",
+        }
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}

@@ -1,0 +1,366 @@
+//! Experiment files: the schema, strict loading with file:line:col errors,
+//! semantic validation and JSON Schema export.
+
+pub mod diagnostic;
+pub mod duration;
+pub mod load;
+pub mod name;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::{Baseline, LoadedBaseline};
+use crate::detect::SignalKind;
+use crate::fault::FaultSpec;
+pub use diagnostic::Diagnostic;
+pub use duration::HumanDuration;
+pub use name::Name;
+
+/// The only `apiVersion` this release reads.
+pub const API_VERSION: &str = "breakfix.dev/v1alpha1";
+
+/// `apiVersion: breakfix.dev/v1alpha1`, checked on load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct ApiVersion(#[schemars(regex(pattern = r"^breakfix\.dev/v1alpha1$"))] String);
+
+impl Default for ApiVersion {
+    fn default() -> Self {
+        Self(API_VERSION.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == API_VERSION {
+            Ok(Self(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "apiVersion `{s}` is not one breakfix reads; expected `{API_VERSION}`"
+            )))
+        }
+    }
+}
+
+/// `kind: Experiment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum ExperimentKind {
+    #[default]
+    Experiment,
+}
+
+/// One failure story made repeatable.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Experiment {
+    pub api_version: ApiVersion,
+    pub kind: ExperimentKind,
+    pub metadata: Metadata,
+    pub spec: ExperimentSpec,
+}
+
+/// Kubernetes-style metadata, plus the story the experiment reproduces.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    pub name: Name,
+    /// The incident this experiment reproduces (who, when, what broke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What to break, what to expect, and how fast.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExperimentSpec {
+    /// Path to a Baseline file (or a folder holding `baseline.yaml`), relative to this file.
+    pub baseline: PathBuf,
+    #[serde(
+        serialize_with = "serde_yaml::with::singleton_map::serialize",
+        deserialize_with = "serde_yaml::with::singleton_map::deserialize"
+    )]
+    pub fault: FaultSpec,
+    #[serde(default)]
+    pub expect: Expect,
+    pub slo: SloSpec,
+    /// How the cluster gets back to steady state after detection.
+    #[serde(default)]
+    pub recovery: Recovery,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Recovery counts only once steady state has held this long.
+    #[serde(default = "default_settle")]
+    pub settle: HumanDuration,
+    /// How many times to run the fault; verdicts use the SLO's percentile.
+    #[serde(default = "default_repeat")]
+    #[schemars(range(min = 1, max = 100))]
+    pub repeat: u32,
+}
+
+fn default_settle() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+
+fn default_repeat() -> u32 {
+    1
+}
+
+/// The signals that count as detection; the first one seen wins.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Expect {
+    /// Empty means: the fault's default signals.
+    #[serde(default)]
+    pub signals: Vec<SignalKind>,
+}
+
+/// Service-level objectives the run is judged against.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SloSpec {
+    /// Time from injection to the harness seeing an expected signal.
+    pub detect_within: HumanDuration,
+    /// Time from revert (or injection, for self-healing faults) to stable steady state.
+    pub recover_within: HumanDuration,
+}
+
+/// Who brings the cluster back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Recovery {
+    /// breakfix reverts the fault after detection.
+    #[default]
+    Revert,
+    /// Kubernetes heals by itself (pod kill, node loss); breakfix only watches.
+    SelfHeal,
+}
+
+/// Upper bounds on each waiting phase, so no run hangs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Timeouts {
+    #[serde(default = "default_steady_timeout")]
+    pub steady_state: HumanDuration,
+    /// Give up waiting for a signal after this long (default: 3 × detectWithin, at least 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect: Option<HumanDuration>,
+    /// Give up waiting for recovery after this long (default: 3 × recoverWithin, at least 3m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover: Option<HumanDuration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            steady_state: default_steady_timeout(),
+            detect: None,
+            recover: None,
+        }
+    }
+}
+
+fn default_steady_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
+}
+
+impl ExperimentSpec {
+    /// How long to wait for a signal before calling detection failed.
+    pub fn detect_timeout(&self) -> std::time::Duration {
+        self.timeouts
+            .detect
+            .map(HumanDuration::get)
+            .unwrap_or_else(|| {
+                (self.slo.detect_within.get() * 3).max(std::time::Duration::from_secs(120))
+            })
+    }
+
+    /// How long to wait for recovery before calling it failed.
+    pub fn recover_timeout(&self) -> std::time::Duration {
+        self.timeouts
+            .recover
+            .map(HumanDuration::get)
+            .unwrap_or_else(|| {
+                (self.slo.recover_within.get() * 3).max(std::time::Duration::from_secs(180))
+            })
+    }
+
+    /// The signals that count as detection: the file's, or the fault's defaults.
+    pub fn expected_signals(&self) -> Vec<SignalKind> {
+        if self.expect.signals.is_empty() {
+            self.fault.default_signals().to_vec()
+        } else {
+            self.expect.signals.clone()
+        }
+    }
+}
+
+/// An experiment read from disk, with its baseline resolved and loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedExperiment {
+    pub path: PathBuf,
+    pub experiment: Experiment,
+    pub baseline: LoadedBaseline,
+}
+
+impl LoadedExperiment {
+    /// The experiment's name.
+    pub fn name(&self) -> &str {
+        self.experiment.metadata.name.as_str()
+    }
+}
+
+/// Loads and validates one experiment file and its baseline; every problem
+/// found is returned, not just the first.
+pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>> {
+    let (experiment, src): (Experiment, String) = load::load_yaml(path).map_err(|d| vec![d])?;
+    let mut problems = Vec::new();
+    let at = |keys: &[&str], message: String| match diagnostic::locate_key(&src, keys) {
+        Some((l, c)) => Diagnostic::at(path, &src, l, c, message),
+        None => Diagnostic::file(path, message),
+    };
+
+    let spec = &experiment.spec;
+    if spec.repeat == 0 || spec.repeat > 100 {
+        problems.push(
+            at(
+                &["spec", "repeat"],
+                format!("spec.repeat is {}, expected 1 to 100", spec.repeat),
+            )
+            .with_help("repeat runs the fault several times for a percentile verdict"),
+        );
+    }
+    if let Some(detect) = spec.timeouts.detect
+        && detect < spec.slo.detect_within
+    {
+        problems.push(at(
+                &["spec", "timeouts", "detect"],
+                format!(
+                    "spec.timeouts.detect ({detect}) is shorter than spec.slo.detectWithin ({}); the SLO could never be judged",
+                    spec.slo.detect_within
+                ),
+            ));
+    }
+    let supported = spec.fault.supported_signals();
+    for signal in &spec.expect.signals {
+        if !supported.contains(signal) {
+            let names: Vec<String> = supported.iter().map(|s| format!("`{s}`")).collect();
+            problems.push(
+                at(
+                    &["spec", "expect", "signals"],
+                    format!(
+                        "fault `{}` cannot produce signal `{signal}`",
+                        spec.fault.kind()
+                    ),
+                )
+                .with_help(format!("expected one of {}", names.join(", "))),
+            );
+        }
+    }
+    if let Err(message) = spec.fault.validate() {
+        problems.push(at(
+            &["spec", "fault"],
+            format!("spec.fault.{}: {message}", spec.fault.kind()),
+        ));
+    }
+    if spec.recovery == Recovery::SelfHeal && !spec.fault.can_self_heal() {
+        problems.push(
+            at(
+                &["spec", "recovery"],
+                format!("fault `{}` does not heal by itself", spec.fault.kind()),
+            )
+            .with_help("use `recovery: revert` (the default)"),
+        );
+    }
+
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let baseline = match Baseline::resolve_path(&base_dir.join(&spec.baseline)) {
+        Ok(baseline_path) => match LoadedBaseline::load(&baseline_path) {
+            Ok(b) => Some(b),
+            Err(mut ds) => {
+                problems.append(&mut ds);
+                None
+            }
+        },
+        Err(message) => {
+            problems.push(
+                at(&["spec", "baseline"], message)
+                    .with_help("spec.baseline is relative to the experiment file"),
+            );
+            None
+        }
+    };
+    if let Some(b) = &baseline
+        && let Some(ns) = spec.fault.namespace()
+        && ns != b.spec.namespace.as_str()
+        && !is_system_namespace(ns)
+    {
+        problems.push(at(
+            &["spec", "fault"],
+            format!(
+                "the fault targets namespace `{ns}`, but the baseline `{}` lives in `{}`",
+                b.name(),
+                b.spec.namespace
+            ),
+        ));
+    }
+
+    match (problems.is_empty(), baseline) {
+        (true, Some(baseline)) => Ok(LoadedExperiment {
+            path: path.to_path_buf(),
+            experiment,
+            baseline,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// Namespaces a fault may target outside its baseline (cluster services such as CoreDNS).
+pub fn is_system_namespace(ns: &str) -> bool {
+    ns == "kube-system"
+}
+
+/// Expands folders into the experiment files directly inside them
+/// (`*.yaml`, `*.yml`, sorted), keeping files as given.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| Diagnostic::file(path, format!("cannot list folder: {e}")))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(Diagnostic::file(
+                    path,
+                    "folder holds no *.yaml experiment files",
+                ));
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(Diagnostic::file(path, "no such file or folder"));
+        }
+    }
+    Ok(files)
+}
+
+/// JSON Schema of the experiment file, for editors (yaml-language-server).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Experiment)).unwrap_or_default()
+}

@@ -1,0 +1,78 @@
+//! The only way faults touch a cluster: primitives that journal first.
+
+use kube::Client;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+
+use super::FaultError;
+use crate::journal::{Journal, UndoAction};
+use crate::kobj::{self, ObjectError, ObjectRef};
+
+/// Handed to [`super::Fault::inject`]: a client and the run's journal.
+pub struct FaultContext<'a> {
+    pub client: Client,
+    pub journal: &'a mut Journal,
+    /// Experiment name, recorded with each undo.
+    pub experiment: String,
+    pub run_id: String,
+}
+
+impl FaultContext<'_> {
+    /// Fetches `target`, failing with a clear message if it is absent.
+    pub async fn get(&self, target: &ObjectRef) -> Result<DynamicObject, FaultError> {
+        kobj::get(&self.client, target).await?.ok_or_else(|| {
+            FaultError::Target(format!("{target} not found; is the baseline applied?"))
+        })
+    }
+
+    /// Patches `target` after journaling a snapshot to restore.
+    pub async fn patch(
+        &mut self,
+        target: &ObjectRef,
+        patch: &Patch<Value>,
+    ) -> Result<DynamicObject, FaultError> {
+        let snapshot = self.get(target).await?;
+        self.journal.intend(
+            &self.experiment,
+            UndoAction::Restore {
+                object: Box::new(snapshot),
+            },
+        )?;
+        let api = kobj::api_for(&self.client, target).await?;
+        let pp = PatchParams {
+            field_manager: Some(crate::FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        api.patch(&target.name, &pp, patch).await.map_err(|source| {
+            FaultError::Object(ObjectError::Api {
+                target: target.clone(),
+                source,
+            })
+        })
+    }
+
+    /// Deletes `target` after journaling a snapshot to recreate.
+    pub async fn delete(&mut self, target: &ObjectRef) -> Result<DynamicObject, FaultError> {
+        let snapshot = self.get(target).await?;
+        self.journal.intend(
+            &self.experiment,
+            UndoAction::Restore {
+                object: Box::new(snapshot.clone()),
+            },
+        )?;
+        kobj::delete_if_present(&self.client, target, snapshot.metadata.uid.as_deref()).await?;
+        Ok(snapshot)
+    }
+
+    /// Creates `obj` (labelled with the run) after journaling its deletion.
+    pub async fn create(&mut self, mut obj: DynamicObject) -> Result<DynamicObject, FaultError> {
+        obj.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(crate::RUN_LABEL.into(), self.run_id.clone());
+        let target = ObjectRef::of(&obj)?;
+        self.journal
+            .intend(&self.experiment, UndoAction::Delete { target, uid: None })?;
+        Ok(kobj::apply(&self.client, &obj).await?)
+    }
+}

@@ -1,0 +1,151 @@
+//! Faults: what breakfix breaks, and how it is undone.
+//!
+//! Every fault is data ([`FaultSpec`], one variant per fault, read from the
+//! experiment file) plus an implementation of [`Fault`]. Faults never mutate
+//! the cluster directly: they go through [`FaultContext`], whose primitives
+//! (patch, delete, create) journal the exact undo before the mutation is
+//! sent. Reverting is therefore the same for every fault: replay the journal.
+
+mod context;
+pub mod image_typo;
+
+use std::future::Future;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{Scope, SignalKind};
+use crate::journal::JournalError;
+use crate::kobj::ObjectError;
+pub use context::FaultContext;
+pub use image_typo::ImageTypo;
+
+/// Errors injecting a fault.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{0}")]
+    Target(String),
+    #[error("cannot decode {what}: {detail}")]
+    Decode { what: String, detail: String },
+}
+
+/// What an injection did, and where to look for its signals.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    /// One line: what was broken, for the timeline.
+    pub summary: String,
+    /// Pods and events the detector watches.
+    pub scope: Scope,
+}
+
+/// The behaviour every fault shares.
+pub trait Fault {
+    /// Signals that count as detection when the experiment names none.
+    fn default_signals(&self) -> &'static [SignalKind];
+    /// Every signal this fault can produce.
+    fn supported_signals(&self) -> &'static [SignalKind];
+    /// The namespace the fault acts in.
+    fn namespace(&self) -> Option<&str>;
+    /// Checks that need more than types (mutually exclusive options, …).
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether Kubernetes heals this fault without a revert.
+    fn can_self_heal(&self) -> bool {
+        false
+    }
+    /// Breaks the cluster, journaling every undo first.
+    fn inject(
+        &self,
+        ctx: &mut FaultContext<'_>,
+    ) -> impl Future<Output = Result<Injection, FaultError>> + Send;
+}
+
+/// A Deployment, by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploymentRef {
+    pub namespace: crate::experiment::Name,
+    pub deployment: crate::experiment::Name,
+}
+
+/// The fault an experiment injects: exactly one key.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultSpec {
+    /// Change a container image to one that does not exist.
+    ImageTypo(ImageTypo),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $f:ident => $body:expr) => {
+        match $self {
+            FaultSpec::ImageTypo($f) => $body,
+        }
+    };
+}
+
+impl FaultSpec {
+    /// The fault's key as written in files (`imageTypo`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FaultSpec::ImageTypo(_) => "imageTypo",
+        }
+    }
+
+    pub fn default_signals(&self) -> &'static [SignalKind] {
+        dispatch!(self, f => f.default_signals())
+    }
+
+    pub fn supported_signals(&self) -> &'static [SignalKind] {
+        dispatch!(self, f => f.supported_signals())
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        dispatch!(self, f => f.namespace())
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        dispatch!(self, f => f.validate())
+    }
+
+    pub fn can_self_heal(&self) -> bool {
+        dispatch!(self, f => f.can_self_heal())
+    }
+
+    /// Whether the fault touches cluster-wide services (CoreDNS, cluster RBAC,
+    /// nodes) and so must not run beside other experiments.
+    pub fn is_cluster_scoped(&self) -> bool {
+        self.namespace()
+            .is_none_or(crate::experiment::is_system_namespace)
+    }
+
+    /// Injects the fault.
+    pub async fn inject(&self, ctx: &mut FaultContext<'_>) -> Result<Injection, FaultError> {
+        dispatch!(self, f => f.inject(ctx).await)
+    }
+}
+
+/// One row of `breakfix list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogueEntry {
+    pub fault: &'static str,
+    pub what: &'static str,
+    pub signals: &'static [SignalKind],
+    pub story: &'static str,
+}
+
+/// The fault catalogue, with the failure story behind each fault.
+pub fn catalogue() -> Vec<CatalogueEntry> {
+    vec![CatalogueEntry {
+        fault: "imageTypo",
+        what: "changes a container image (tag or repository) to one that does not exist",
+        signals: image_typo::DEFAULT_SIGNALS,
+        story: "\"Build, Break, and Survive\" (2025): a one-letter typo in an image tag leaves new pods in ImagePullBackOff while the rollout stalls",
+    }]
+}

@@ -1,0 +1,213 @@
+//! Working with arbitrary Kubernetes objects: references, dynamic APIs,
+//! snapshots and exact restore. Faults, baselines and the journal share these.
+
+use std::fmt;
+
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use kube::{Api, Client};
+use serde::{Deserialize, Serialize};
+
+/// Errors working with objects.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("the cluster does not serve {api_version} {kind}: {source}")]
+    Discovery {
+        api_version: String,
+        kind: String,
+        source: kube::Error,
+    },
+    #[error("{target}: {source}")]
+    Api {
+        target: ObjectRef,
+        source: kube::Error,
+    },
+    #[error("{0}: object has no name")]
+    Unnamed(String),
+    #[error("cannot encode object: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Identifies one object: apiVersion, kind, namespace (if namespaced), name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// A reference to a namespaced object.
+    pub fn namespaced(api_version: &str, kind: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some(namespace.into()),
+            name: name.into(),
+        }
+    }
+
+    /// The reference of a dynamic object (which must carry apiVersion/kind).
+    pub fn of(obj: &DynamicObject) -> Result<Self, ObjectError> {
+        let types = obj.types.clone().unwrap_or_default();
+        let name =
+            obj.metadata.name.clone().ok_or_else(|| {
+                ObjectError::Unnamed(format!("{} {}", types.api_version, types.kind))
+            })?;
+        Ok(Self {
+            api_version: types.api_version,
+            kind: types.kind,
+            namespace: obj.metadata.namespace.clone(),
+            name,
+        })
+    }
+
+    /// The group/version/kind.
+    pub fn gvk(&self) -> GroupVersionKind {
+        let (group, version) = match self.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", self.api_version.as_str()),
+        };
+        GroupVersionKind::gvk(group, version, &self.kind)
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{} -n {ns}", self.kind.to_lowercase(), self.name),
+            None => write!(f, "{}/{}", self.kind.to_lowercase(), self.name),
+        }
+    }
+}
+
+/// A dynamic API handle for `target`, resolved through discovery.
+pub async fn api_for(
+    client: &Client,
+    target: &ObjectRef,
+) -> Result<Api<DynamicObject>, ObjectError> {
+    let (resource, caps) = resolve(client, target).await?;
+    Ok(match (&caps.scope, &target.namespace) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+        (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
+        (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+    })
+}
+
+/// Resolves the API resource serving `target`'s kind.
+pub async fn resolve(
+    client: &Client,
+    target: &ObjectRef,
+) -> Result<(ApiResource, ApiCapabilities), ObjectError> {
+    kube::discovery::pinned_kind(client, &target.gvk())
+        .await
+        .map_err(|source| ObjectError::Discovery {
+            api_version: target.api_version.clone(),
+            kind: target.kind.clone(),
+            source,
+        })
+}
+
+/// Fetches an object, `None` when it does not exist.
+pub async fn get(
+    client: &Client,
+    target: &ObjectRef,
+) -> Result<Option<DynamicObject>, ObjectError> {
+    let api = api_for(client, target).await?;
+    api.get_opt(&target.name)
+        .await
+        .map_err(|source| ObjectError::Api {
+            target: target.clone(),
+            source,
+        })
+}
+
+/// Removes the fields the server owns, so a snapshot can be written back.
+pub fn strip_server_fields(obj: &mut DynamicObject) {
+    let m = &mut obj.metadata;
+    m.resource_version = None;
+    m.uid = None;
+    m.creation_timestamp = None;
+    m.deletion_timestamp = None;
+    m.deletion_grace_period_seconds = None;
+    m.generation = None;
+    m.managed_fields = None;
+    if let Some(map) = obj.data.as_object_mut() {
+        map.remove("status");
+    }
+}
+
+/// Writes `snapshot` back exactly: replaces the live object (keeping its
+/// resourceVersion for optimistic concurrency) or recreates it if gone.
+pub async fn restore(
+    client: &Client,
+    snapshot: &DynamicObject,
+) -> Result<DynamicObject, ObjectError> {
+    let target = ObjectRef::of(snapshot)?;
+    let api = api_for(client, &target).await?;
+    let wrap = |source| ObjectError::Api {
+        target: target.clone(),
+        source,
+    };
+    let mut desired = snapshot.clone();
+    strip_server_fields(&mut desired);
+    match api.get_opt(&target.name).await.map_err(wrap)? {
+        Some(live) => {
+            desired.metadata.resource_version = live.metadata.resource_version.clone();
+            desired.metadata.uid = live.metadata.uid.clone();
+            api.replace(&target.name, &PostParams::default(), &desired)
+                .await
+                .map_err(wrap)
+        }
+        None => api
+            .create(&PostParams::default(), &desired)
+            .await
+            .map_err(wrap),
+    }
+}
+
+/// Deletes `target` if it exists (and, when `uid` is given, only if it is that
+/// same object, not a later one with the same name). Returns whether it deleted.
+pub async fn delete_if_present(
+    client: &Client,
+    target: &ObjectRef,
+    uid: Option<&str>,
+) -> Result<bool, ObjectError> {
+    let api = api_for(client, target).await?;
+    let wrap = |source| ObjectError::Api {
+        target: target.clone(),
+        source,
+    };
+    let Some(live) = api.get_opt(&target.name).await.map_err(wrap)? else {
+        return Ok(false);
+    };
+    if uid.is_some() && live.metadata.uid.as_deref() != uid {
+        return Ok(false);
+    }
+    let dp = DeleteParams {
+        propagation_policy: Some(kube::api::PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    match api.delete(&target.name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(source) => Err(ObjectError::Api {
+            target: target.clone(),
+            source,
+        }),
+    }
+}
+
+/// Server-side applies `obj` with breakfix's field manager, forcing ownership.
+pub async fn apply(client: &Client, obj: &DynamicObject) -> Result<DynamicObject, ObjectError> {
+    let target = ObjectRef::of(obj)?;
+    let api = api_for(client, &target).await?;
+    let pp = PatchParams::apply(crate::FIELD_MANAGER).force();
+    api.patch(&target.name, &pp, &Patch::Apply(obj))
+        .await
+        .map_err(|source| ObjectError::Api { target, source })
+}

@@ -1,0 +1,103 @@
+//! What a run produced: per trial, per experiment and for the whole run.
+//! These are the data every reporter renders.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{Diagnosis, Observation};
+use crate::journal::ClusterRecord;
+use crate::slo::SloVerdict;
+use crate::timeline::{Marks, Phase, Timeline};
+
+/// Schema version of the JSON report; bumped on incompatible changes.
+pub const REPORT_SCHEMA_VERSION: &str = "breakfix.dev/report/v1";
+
+/// How an experiment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// Every SLO met.
+    Passed,
+    /// At least one SLO missed.
+    Failed,
+    /// The experiment could not be carried out (baseline never steady, API errors…).
+    Error,
+    /// Stopped by Ctrl-C; the fault was reverted.
+    Interrupted,
+}
+
+/// One run of the fault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialReport {
+    pub trial: u32,
+    pub marks: Marks,
+    /// The first expected signal seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Observation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected: Option<String>,
+    pub timeline: Timeline,
+    /// The phase that failed and why, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TrialError>,
+    pub interrupted: bool,
+}
+
+/// A phase that could not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialError {
+    pub phase: Phase,
+    pub message: String,
+}
+
+/// All trials of one experiment and the verdicts on them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentReport {
+    pub name: String,
+    pub file: String,
+    pub fault: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<String>,
+    pub outcome: Outcome,
+    pub slos: Vec<SloVerdict>,
+    pub trials: Vec<TrialReport>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub schema: String,
+    pub run_id: String,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    pub cluster: ClusterRecord,
+    pub experiments: Vec<ExperimentReport>,
+}
+
+impl RunReport {
+    /// The CLI exit code for this report: 0 all met, 1 an SLO missed or an
+    /// experiment errored, 130 interrupted.
+    pub fn exit_code(&self) -> i32 {
+        if self
+            .experiments
+            .iter()
+            .any(|e| e.outcome == Outcome::Interrupted)
+        {
+            130
+        } else if self
+            .experiments
+            .iter()
+            .all(|e| e.outcome == Outcome::Passed)
+        {
+            0
+        } else {
+            1
+        }
+    }
+}
