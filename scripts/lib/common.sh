@@ -1,0 +1,78 @@
+# shellcheck shell=bash
+# Helpers shared by breakfix's image and cluster scripts. Source it:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# It sets REPO_ROOT, CACHE, sources versions.env, and defines log/die/
+# inputs_hash/image_label/image_is_current/tag_built_image.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="${BREAKFIX_CACHE:-$HOME/.cache/breakfix}"
+# shellcheck source=../../versions.env
+source "$REPO_ROOT/versions.env"
+export REPO_ROOT CACHE
+
+readonly BF_INPUTS_LABEL=dev.breakfix.inputs
+
+_bf_script() { basename "${BASH_SOURCE[-1]:-$0}"; }
+
+log() { echo "$(_bf_script): $*" >&2; }
+
+# die MESSAGE: one clear line on stderr, exit 2 (environment/prerequisite problem).
+die() { echo "$(_bf_script): error: $*" >&2; exit 2; }
+
+# fail MESSAGE: one clear line on stderr, exit 1 (a build or check failed).
+fail() { echo "$(_bf_script): failed: $*" >&2; exit 1; }
+
+require_root() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root (try: sudo $0 $*)"
+}
+
+require_docker() {
+  docker info >/dev/null 2>&1 || die "docker is not running; run: bash scripts/docker.sh"
+}
+
+# inputs_hash FILE_OR_DIR... [-- STRING...]: a short hash of file contents
+# (recursively, in sorted path order) and of extra strings. Used as the
+# cache key label on images.
+inputs_hash() {
+  local -a paths=() strings=()
+  while (($#)); do
+    if [[ $1 == -- ]]; then shift; strings=("$@"); break; fi
+    paths+=("$1"); shift
+  done
+  {
+    local p
+    for p in "${paths[@]}"; do
+      if [[ -d $p ]]; then
+        (cd "$p" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+      else
+        sha256sum "$p"
+      fi
+    done
+    printf '%s\n' "${strings[@]}"
+  } | sha256sum | cut -c1-16
+}
+
+# image_label IMAGE LABEL: the label's value, empty if the image or label is missing.
+image_label() {
+  docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}
+
+# image_is_current IMAGE HASH: true when IMAGE exists with our inputs label = HASH.
+image_is_current() {
+  [[ -n $2 && $(image_label "$1" "$BF_INPUTS_LABEL") == "$2" ]]
+}
+
+# tag_built_image TMP FINAL: move a verified build from its temporary tag to the
+# final one (so a failed build never leaves a broken image under FINAL).
+tag_built_image() {
+  docker tag "$1" "$2"
+  docker rmi "$1" >/dev/null
+}
+
+# free_gib PATH: free space in GiB on PATH's filesystem.
+free_gib() {
+  df -P -BG "$1" | awk 'NR==2 {gsub("G","",$4); print $4}'
+}
+
+# now_s: seconds since the epoch, for timings.
+now_s() { date +%s; }
