@@ -49,7 +49,7 @@ enum Command {
     /// Revert whatever crashed runs left behind, from their journals.
     Cleanup {
         /// Folder of journals (default: ~/.local/state/breakfix/journal).
-        #[arg(long)]
+        #[arg(long, env = "BREAKFIX_JOURNAL_DIR")]
         journal_dir: Option<PathBuf>,
     },
     /// Manage the kind clusters breakfix creates.

@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Where the undo journal goes (default: ~/.local/state/breakfix/journal).
+    #[arg(long, env = "BREAKFIX_JOURNAL_DIR")]
+    journal_dir: Option<PathBuf>,
 }
 
 fn cluster_error(e: &ClusterError) -> u8 {

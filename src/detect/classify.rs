@@ -3,6 +3,7 @@
 //! objects without a cluster.
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 
 use super::SignalKind;
@@ -130,6 +131,25 @@ fn container_findings(
                 .map(|ts| ts.0),
         });
     }
+}
+
+/// Signals on a Deployment: a rollout past its progress deadline.
+pub fn deployment_findings(d: &Deployment) -> Vec<Finding> {
+    d.status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .filter(|c| c.type_ == "Progressing" && c.status == "False")
+        .map(|c| Finding {
+            kind: SignalKind::RolloutStalled,
+            container: None,
+            reason: c
+                .reason
+                .clone()
+                .unwrap_or_else(|| "ProgressDeadlineExceeded".into()),
+            message: c.message.clone().unwrap_or_default(),
+            since: c.last_transition_time.as_ref().map(|t| t.0),
+        })
+        .collect()
 }
 
 /// The signal a core/v1 Event reports, if it reports one breakfix knows.

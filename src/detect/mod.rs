@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -63,6 +64,21 @@ pub struct Scope {
     pub event_name_prefix: Option<String>,
     /// Events older than this are history, not signals.
     pub not_before: Timestamp,
+    /// A Deployment whose rollout conditions are watched too.
+    pub deployment: Option<String>,
+}
+
+impl Scope {
+    /// A scope over a whole namespace, counting events from now on.
+    pub fn namespace(namespace: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            pod_selector: None,
+            event_name_prefix: None,
+            not_before: Timestamp::now(),
+            deployment: None,
+        }
+    }
 }
 
 /// Restart counts per (pod, container) taken at injection, so that only new
@@ -142,8 +158,26 @@ pub fn watch_pod_signals(
                 .into_iter()
                 .collect::<Vec<_>>()
         });
+    let deployment_stream = match &scope.deployment {
+        Some(name) => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), &scope.namespace);
+            let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+            watcher(api, cfg)
+                .default_backoff()
+                .applied_objects()
+                .map_ok(|d| {
+                    let object = format!("deployment/{}", d.name_any());
+                    classify::deployment_findings(&d)
+                        .into_iter()
+                        .map(|f| into_observation(f, object.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .boxed()
+        }
+        None => stream::empty().boxed(),
+    };
     let mut seen = HashSet::new();
-    stream::select(pod_stream, event_stream)
+    stream::select(stream::select(pod_stream, event_stream), deployment_stream)
         .map_err(DetectError::from)
         .map_ok(|batch| stream::iter(batch.into_iter().map(Ok)))
         .try_flatten()

@@ -134,6 +134,7 @@ impl Fault for ImageTypo {
                 pod_selector: selector,
                 event_name_prefix: Some(format!("{name}-")),
                 not_before: jiff::Timestamp::now(),
+                deployment: Some(name.to_string()),
             },
         })
     }

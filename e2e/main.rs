@@ -1,0 +1,7 @@
+//! End-to-end tests on a real kind cluster (`just e2e` creates it first).
+//! They share the cluster named by $BREAKFIX_CLUSTER (default `breakfix`)
+//! and run one at a time.
+
+mod cli;
+mod cluster;
+mod support;

@@ -1,0 +1,62 @@
+# breakfix tasks. `./just` installs just itself if it is missing.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export BREAKFIX_CLUSTER := env_var_or_default("BREAKFIX_CLUSTER", "breakfix")
+export BREAKFIX_WORKERS := env_var_or_default("BREAKFIX_WORKERS", "0")
+
+# List the recipes.
+default:
+    @just --list
+
+# Docker daemon (installs docker.io and the runc wrapper where needed).
+docker:
+    bash scripts/docker.sh
+
+# Images for the fast API-server tier only (etcd, kube-apiserver, controller-manager).
+images-tier: docker
+    bash scripts/build-components.sh
+    bash scripts/base-image.sh
+    bash scripts/build-images.sh
+
+# Every image a cluster runs, built here from Go modules, Debian packages and this repo; nothing pulled.
+images: images-tier
+    bash scripts/workload-image.sh
+    bash scripts/node-image.sh
+
+# A kind cluster named $BREAKFIX_CLUSTER (default breakfix); BREAKFIX_WORKERS=N adds workers.
+cluster: images
+    bash scripts/cluster.sh up
+
+# Delete the cluster `just cluster` made.
+cluster-down:
+    bash scripts/cluster.sh down
+
+# The main job: the built-in suite on a fresh kind cluster, reports in reports/.
+suite *ARGS: images
+    cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite --json reports/suite.json --junit reports/suite.xml {{ARGS}}
+
+# Unit tests and the API-server tier (a real kube-apiserver in a container).
+test: images-tier
+    cargo test --locked --features testkit
+    just testkit-reap
+
+# End-to-end tests on a real kind cluster.
+e2e: cluster
+    cargo build --locked --release
+    cargo test --locked --features testkit --test e2e -- --test-threads=1
+
+# What CI runs: lint, the fast tier, then the kind tier.
+ci: lint test e2e
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --locked --all-targets --all-features -- -D warnings
+
+# Benchmarks on a real kind cluster (results in BENCHMARKS.md).
+bench: cluster
+    bash scripts/bench.sh
+
+# Remove API-server tier containers left by test binaries.
+testkit-reap:
+    docker ps -aq --filter label=dev.breakfix.testkit | xargs -r docker rm -f >/dev/null

@@ -1,0 +1,178 @@
+//! Baselines against a real API server: server-side apply, idempotence,
+//! quota errors and steady-state verdicts.
+
+use std::time::Duration;
+
+use breakfix::baseline::{SteadyState, apply_baseline};
+use breakfix::testkit;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ResourceQuota;
+use kube::Api;
+use kube::api::PostParams;
+use kube::runtime::wait::await_condition;
+
+use crate::support;
+
+const APP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: test}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: web
+      containers: [{name: web, image: breakfix/workload:0.1.0}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"#;
+
+#[tokio::test]
+async fn applying_a_baseline_twice_changes_nothing_the_second_time() {
+    let ns = testkit::namespace("apply").await;
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = support::baseline(dir.path(), &ns.name, APP);
+
+    let first = apply_baseline(&ns.client, &baseline, "run-1")
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    let before = deployments.get("web").await.unwrap();
+    let second = apply_baseline(&ns.client, &baseline, "run-1")
+        .await
+        .unwrap();
+    let after = deployments.get("web").await.unwrap();
+
+    assert_eq!(first, second);
+    let kinds: Vec<&str> = first.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "ConfigMap",
+            "ServiceAccount",
+            "Service",
+            "Deployment"
+        ]
+    );
+    assert_eq!(
+        before.metadata.resource_version, after.metadata.resource_version,
+        "re-apply must be a no-op"
+    );
+    assert_eq!(after.metadata.generation, Some(1));
+    let labels = after.metadata.labels.unwrap();
+    assert_eq!(
+        labels.get("breakfix.dev/run").map(String::as_str),
+        Some("run-1")
+    );
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("breakfix")
+    );
+    let managers: Vec<String> = after
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&"breakfix".to_string()), "{managers:?}");
+}
+
+#[tokio::test]
+async fn a_quota_rejection_is_surfaced_with_the_api_servers_words() {
+    let ns = testkit::namespace("quota").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(ns.client.clone(), &ns.name);
+    let quota = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "tight"},
+        "spec": {"hard": {"services": "1"}}
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let computed = |q: Option<&ResourceQuota>| {
+        q.and_then(|q| q.status.as_ref())
+            .and_then(|s| s.hard.as_ref())
+            .is_some()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(quotas, "tight", computed),
+    )
+    .await
+    .expect("the quota controller never computed the quota")
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let two_services = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {ports: [{port: 80}]}\n";
+    let baseline = support::baseline(dir.path(), &ns.name, two_services);
+    let err = apply_baseline(&ns.client, &baseline, "run-q")
+        .await
+        .unwrap_err();
+    let message = err.api_message().expect("an API error");
+    assert!(err.to_string().contains("service/b"), "{err}");
+    assert!(message.contains("exceeded quota: tight"), "{message}");
+    assert!(message.contains("Forbidden"), "{message}");
+}
+
+#[tokio::test]
+async fn steady_state_times_out_naming_what_is_not_ready() {
+    let ns = testkit::namespace("steady").await;
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = support::baseline(dir.path(), &ns.name, APP);
+    apply_baseline(&ns.client, &baseline, "run-s")
+        .await
+        .unwrap();
+
+    let steady = SteadyState::for_baseline(&baseline);
+    let err = steady
+        .wait_steady(&ns.client, Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("deployment/web -n {}", ns.name)),
+        "{text}"
+    );
+    assert!(text.contains("0/1 ready"), "{text}");
+}
+
+#[tokio::test]
+async fn a_deployment_scaled_to_zero_is_steady_at_once() {
+    let ns = testkit::namespace("zero").await;
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = support::baseline(
+        dir.path(),
+        &ns.name,
+        &APP.replace("replicas: 1", "replicas: 0"),
+    );
+    apply_baseline(&ns.client, &baseline, "run-z")
+        .await
+        .unwrap();
+    let steady = SteadyState::for_baseline(&baseline);
+    steady
+        .wait_stable(
+            &ns.client,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+}

@@ -1,0 +1,68 @@
+//! Helpers shared by the API-server tier tests.
+
+use std::path::Path;
+
+use breakfix::baseline::LoadedBaseline;
+use breakfix::experiment::Name;
+use breakfix::journal::{ClusterRecord, Journal};
+use kube::api::DynamicObject;
+
+/// Writes `yaml` manifests and a Baseline file for namespace `ns` under `dir`.
+pub fn baseline(dir: &Path, ns: &str, manifests: &str) -> LoadedBaseline {
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    std::fs::write(dir.join("manifests/objects.yaml"), manifests).unwrap();
+    std::fs::write(
+        dir.join("baseline.yaml"),
+        format!(
+            "apiVersion: breakfix.dev/v1alpha1\nkind: Baseline\nmetadata:\n  name: test\nspec:\n  namespace: {ns}\n  steadyState:\n    timeout: 20s\n"
+        ),
+    )
+    .unwrap();
+    let mut loaded =
+        LoadedBaseline::load(&dir.join("baseline.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+    loaded.spec.namespace = Name::new(ns).unwrap();
+    loaded
+}
+
+/// A journal in `dir` that records the testkit control plane, reachable
+/// through a kubeconfig written beside it.
+pub fn journal(dir: &Path, run_id: &str) -> Journal {
+    let cp = breakfix::testkit::control_plane();
+    let kubeconfig = kubeconfig(dir, &cp.url, cp.admin_token());
+    Journal::create(
+        dir,
+        run_id,
+        ClusterRecord {
+            provider: "context".into(),
+            name: "testkit".into(),
+            kubeconfig: Some(kubeconfig),
+            context: Some("testkit".into()),
+        },
+    )
+    .unwrap()
+}
+
+/// The object without the fields the server sets, for before/after comparison.
+pub fn user_fields(obj: &DynamicObject) -> serde_json::Value {
+    let mut obj = obj.clone();
+    breakfix::kobj::strip_server_fields(&mut obj);
+    let mut value = serde_json::to_value(obj).unwrap();
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("resourceVersion");
+        meta.remove("uid");
+    }
+    value
+}
+
+/// Writes a kubeconfig for the testkit control plane (context `testkit`).
+pub fn kubeconfig(dir: &Path, url: &str, token: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testkit\n  cluster:\n    server: {url}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: testkit\n  context:\n    cluster: testkit\n    user: admin\ncurrent-context: testkit\n"
+        ),
+    )
+    .unwrap();
+    path
+}
