@@ -14,6 +14,14 @@ use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
 use crate::detect::{Scope, SignalKind};
 use crate::kobj::ObjectRef;
 
+/// The catalogue row.
+pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
+    fault: "imageTypo",
+    what: "changes a container image (tag or repository, app or init container) to one that does not exist",
+    signals: DEFAULT_SIGNALS,
+    story: "\"Build, Break, and Survive\" (2025): a one-letter typo in an image tag leaves new pods in ImagePullBackOff while the rollout stalls",
+};
+
 pub(crate) const DEFAULT_SIGNALS: &[SignalKind] =
     &[SignalKind::ErrImagePull, SignalKind::ImagePullBackOff];
 const SUPPORTED: &[SignalKind] = &[

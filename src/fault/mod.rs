@@ -73,30 +73,48 @@ pub struct DeploymentRef {
     pub deployment: crate::experiment::Name,
 }
 
-/// The fault an experiment injects: exactly one key.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum FaultSpec {
-    /// Change a container image to one that does not exist.
-    ImageTypo(ImageTypo),
-}
+/// Declares the fault catalogue once: the [`FaultSpec`] enum (one variant
+/// per fault, keyed in files by its camelCase name), its dispatch to
+/// [`Fault`], and the catalogue `breakfix list` prints. Adding a fault means
+/// one line here plus its module.
+macro_rules! faults {
+    ($($variant:ident($ty:ty) => $key:literal, $entry:path;)+) => {
+        /// The fault an experiment injects: exactly one key.
+        #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub enum FaultSpec {
+            $($variant($ty),)+
+        }
 
-macro_rules! dispatch {
-    ($self:expr, $f:ident => $body:expr) => {
-        match $self {
-            FaultSpec::ImageTypo($f) => $body,
+        macro_rules! dispatch {
+            ($self:expr, $f:ident => $body:expr) => {
+                match $self {
+                    $(FaultSpec::$variant($f) => $body,)+
+                }
+            };
+        }
+
+        impl FaultSpec {
+            /// The fault's key as written in files (`imageTypo`).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(FaultSpec::$variant(_) => $key,)+
+                }
+            }
+        }
+
+        /// The fault catalogue, with the failure story behind each fault.
+        pub fn catalogue() -> Vec<CatalogueEntry> {
+            vec![$($entry,)+]
         }
     };
 }
 
-impl FaultSpec {
-    /// The fault's key as written in files (`imageTypo`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FaultSpec::ImageTypo(_) => "imageTypo",
-        }
-    }
+faults! {
+    ImageTypo(ImageTypo) => "imageTypo", image_typo::CATALOGUE;
+}
 
+impl FaultSpec {
     pub fn default_signals(&self) -> &'static [SignalKind] {
         dispatch!(self, f => f.default_signals())
     }
@@ -138,14 +156,4 @@ pub struct CatalogueEntry {
     pub what: &'static str,
     pub signals: &'static [SignalKind],
     pub story: &'static str,
-}
-
-/// The fault catalogue, with the failure story behind each fault.
-pub fn catalogue() -> Vec<CatalogueEntry> {
-    vec![CatalogueEntry {
-        fault: "imageTypo",
-        what: "changes a container image (tag or repository) to one that does not exist",
-        signals: image_typo::DEFAULT_SIGNALS,
-        story: "\"Build, Break, and Survive\" (2025): a one-letter typo in an image tag leaves new pods in ImagePullBackOff while the rollout stalls",
-    }]
 }
