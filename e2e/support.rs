@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use breakfix::cluster::{KindCluster, client_for_context};
-use breakfix::detect::{Observation, Scope, SignalKind, first_expected, watch_pod_signals};
+use breakfix::detect::{Observation, Scope, SignalKind, first_expected, merged, watch_pod_signals};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -83,7 +84,9 @@ pub async fn signal(
     };
     let mut seen = Vec::new();
     first_expected(
-        watch_pod_signals(client, &scope, Default::default()),
+        merged(vec![
+            watch_pod_signals(client, &scope, Default::default()).boxed(),
+        ]),
         &[expected],
         within,
         |o| seen.push(format!("{} {}", o.kind, o.object)),

@@ -13,6 +13,7 @@ mod signal;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -109,8 +110,8 @@ pub async fn restart_baseline(
     Ok(out)
 }
 
-/// A stream of every new signal on the pods and events in `scope`; each
-/// (signal, object, container) is reported once.
+/// A stream of the signals on the pods, events and Deployment in `scope`,
+/// re-reported on every change (combine with [`merged`] to deduplicate).
 pub fn watch_pod_signals(
     client: &Client,
     scope: &Scope,
@@ -176,18 +177,29 @@ pub fn watch_pod_signals(
         }
         None => stream::empty().boxed(),
     };
-    let mut seen = HashSet::new();
     stream::select(stream::select(pod_stream, event_stream), deployment_stream)
         .map_err(DetectError::from)
         .map_ok(|batch| stream::iter(batch.into_iter().map(Ok)))
         .try_flatten()
+}
+
+/// A boxed stream of observations: what every signal source produces.
+pub type SignalStream = BoxStream<'static, Result<Observation, DetectError>>;
+
+/// Merges signal sources into one stream in which each (signal, object,
+/// container) is reported once, the first time any source sees it.
+pub fn merged(sources: Vec<SignalStream>) -> SignalStream {
+    let mut seen = HashSet::new();
+    stream::select_all(sources)
         .try_filter(move |o: &Observation| {
             let fresh = seen.insert((o.kind, o.object.clone(), o.container.clone()));
             futures::future::ready(fresh)
         })
+        .boxed()
 }
 
-fn into_observation(f: Finding, object: String) -> Observation {
+/// Turns a finding on `object` into an observation seen now.
+pub fn into_observation(f: Finding, object: String) -> Observation {
     Observation {
         kind: f.kind,
         object,

@@ -144,6 +144,7 @@ impl Fault for ImageTypo {
                 not_before: jiff::Timestamp::now(),
                 deployment: Some(name.to_string()),
             },
+            extra: Vec::new(),
         })
     }
 }

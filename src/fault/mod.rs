@@ -14,7 +14,7 @@ use std::future::Future;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{Scope, SignalKind};
+use crate::detect::{Scope, SignalKind, SignalStream};
 use crate::journal::JournalError;
 use crate::kobj::ObjectError;
 pub use context::FaultContext;
@@ -34,12 +34,24 @@ pub enum FaultError {
 }
 
 /// What an injection did, and where to look for its signals.
-#[derive(Debug, Clone)]
 pub struct Injection {
     /// One line: what was broken, for the timeline.
     pub summary: String,
-    /// Pods and events the detector watches.
+    /// Pods, events and Deployment the standard detector watches.
     pub scope: Scope,
+    /// Further signal sources the fault needs (canaries, endpoints, counts…),
+    /// merged with the standard ones.
+    pub extra: Vec<SignalStream>,
+}
+
+impl std::fmt::Debug for Injection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injection")
+            .field("summary", &self.summary)
+            .field("scope", &self.scope)
+            .field("extra", &self.extra.len())
+            .finish()
+    }
 }
 
 /// The behaviour every fault shares.

@@ -11,6 +11,7 @@ pub mod outcome;
 
 use std::future::Future;
 
+use futures::StreamExt;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -242,7 +243,9 @@ impl<'a> Runner<'a> {
         let restarts = detect::restart_baseline(&self.client, &injection.scope)
             .await
             .unwrap_or_default();
-        let signals = watch_pod_signals(&self.client, &injection.scope, restarts);
+        let mut sources = vec![watch_pod_signals(&self.client, &injection.scope, restarts).boxed()];
+        sources.extend(injection.extra);
+        let signals = detect::merged(sources);
         let mut seen = Vec::new();
         let detection = guard(&cancel, Phase::Detect, async {
             first_expected(signals, &expected, spec.detect_timeout(), |obs| {

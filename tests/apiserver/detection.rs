@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use breakfix::baseline::apply_baseline;
-use breakfix::detect::{Scope, SignalKind, first_expected, watch_pod_signals};
+use breakfix::detect::{Scope, SignalKind, first_expected, merged, watch_pod_signals};
 use breakfix::testkit;
+use futures::StreamExt;
 
 use crate::support;
 
@@ -37,7 +38,9 @@ async fn a_rollout_past_its_deadline_is_seen_through_a_watch() {
         .unwrap();
     // No node will ever run the pod, so the controller manager declares the
     // rollout stalled once the 2 s deadline passes.
-    let signals = watch_pod_signals(&ns.client, &scope, Default::default());
+    let signals = merged(vec![
+        watch_pod_signals(&ns.client, &scope, Default::default()).boxed(),
+    ]);
     let mut seen = Vec::new();
     let obs = first_expected(
         signals,
@@ -59,7 +62,9 @@ async fn a_rollout_past_its_deadline_is_seen_through_a_watch() {
 async fn waiting_for_a_signal_that_never_comes_times_out() {
     let ns = testkit::namespace("quiet").await;
     let scope = Scope::namespace(&ns.name);
-    let signals = watch_pod_signals(&ns.client, &scope, Default::default());
+    let signals = merged(vec![
+        watch_pod_signals(&ns.client, &scope, Default::default()).boxed(),
+    ]);
     let err = first_expected(
         signals,
         &[SignalKind::OOMKilled],
