@@ -23,7 +23,7 @@ die() { echo "$(_bf_script): error: $*" >&2; exit 2; }
 fail() { echo "$(_bf_script): failed: $*" >&2; exit 1; }
 
 require_root() {
-  [[ $(id -u) -eq 0 ]] || die "must run as root (try: sudo $0 $*)"
+  [[ $(id -u) -eq 0 ]] || die "must run as root (try: sudo bash $0)"
 }
 
 require_docker() {
@@ -45,7 +45,9 @@ inputs_hash() {
       if [[ -d $p ]]; then
         (cd "$p" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
       else
-        sha256sum "$p"
+        # content + file name only: the hash must not depend on how the
+        # caller spelled the path (relative vs absolute)
+        printf '%s  %s\n' "$(sha256sum <"$p" | cut -d' ' -f1)" "$(basename "$p")"
       fi
     done
     printf '%s\n' "${strings[@]}"
