@@ -1,0 +1,3 @@
+module breakfix.dev/netd
+
+go 1.22
