@@ -15,7 +15,8 @@
 # build-images.sh, node-image.sh (each skips what is cached), then
 # `kind create cluster --name $BREAKFIX_CLUSTER --image breakfix/node:$K8S_VERSION`
 # (plus a config listing the workers when BREAKFIX_WORKERS > 0), waits for every
-# node Ready and every kube-system pod Running+Ready, and loads the workload
+# node Ready and every kube-system (and local-path-storage) pod Running+Ready,
+# and loads the workload
 # image. Exit codes: 0 ready, 1 a build or the cluster failed, 2 a missing
 # prerequisite (one line says what and how to fix).
 set -euo pipefail
@@ -151,19 +152,22 @@ not_ready_report() {
   nodes=$(kc get nodes -o json 2>/dev/null) || { echo "API server not answering"; return; }
   jq -r '.items[] | select(([.status.conditions[]? | select(.type=="Ready" and .status=="True")] | length) == 0)
          | "node \(.metadata.name) not Ready"' <<<"$nodes"
-  local want=$((WORKERS + 1))
+  local want
+  want=$(node_containers | grep -c . || true)
   local have
   have=$(jq '.items | length' <<<"$nodes")
   ((have == want)) || echo "$have of $want nodes registered"
-  pods=$(kc get pods -n kube-system -o json 2>/dev/null) || { echo "cannot list kube-system pods"; return; }
+  # kube-system plus the default storage provisioner's namespace
+  pods=$(kc get pods -A -o json 2>/dev/null) || { echo "cannot list pods"; return; }
+  pods=$(jq '{items: [.items[] | select(.metadata.namespace == "kube-system" or .metadata.namespace == "local-path-storage")]}' <<<"$pods")
   jq -r '.items[]
          | select(.status.phase != "Running"
                   or ([.status.containerStatuses[]? | select(.ready != true)] | length) > 0
                   or ((.status.containerStatuses // []) | length) == 0)
-         | "pod kube-system/\(.metadata.name) \(.status.phase) \([.status.containerStatuses[]? | (.state.waiting.reason // empty)] | join(","))"' <<<"$pods"
+         | "pod \(.metadata.namespace)/\(.metadata.name) \(.status.phase) \([.status.containerStatuses[]? | (.state.waiting.reason // empty)] | join(","))"' <<<"$pods"
   # the parts every breakfix cluster must have
   local part
-  for part in kube-apiserver kube-controller-manager kube-scheduler etcd coredns kube-proxy breakfix-netd; do
+  for part in kube-apiserver kube-controller-manager kube-scheduler etcd coredns kube-proxy breakfix-netd local-path-provisioner; do
     jq -e --arg p "$part" '[.items[] | select(.metadata.name | startswith($p))] | length > 0' <<<"$pods" >/dev/null \
       || echo "no $part pod yet"
   done
