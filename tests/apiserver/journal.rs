@@ -89,10 +89,12 @@ async fn the_undo_is_on_disk_before_the_fault_and_cleanup_restores_after_a_crash
     let UndoAction::Restore { object } = &state.pending[0].1 else {
         panic!("expected a restore, got {:?}", state.pending[0].1)
     };
+    let snapshot: Deployment = object.as_ref().clone().try_parse().unwrap();
     assert_eq!(
-        object.metadata.resource_version,
-        before.metadata.resource_version
+        snapshot.spec, before.spec,
+        "the journal holds the pre-fault spec"
     );
+    assert_eq!(image_of(&snapshot), "breakfix/workload:0.1.0");
 
     // The process "dies" here: the journal is never finished.
     drop(journal);

@@ -56,6 +56,7 @@ pub fn user_fields(obj: &DynamicObject) -> serde_json::Value {
 
 /// Writes a kubeconfig for the testkit control plane (context `testkit`).
 pub fn kubeconfig(dir: &Path, url: &str, token: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("kubeconfig");
     std::fs::write(
         &path,
@@ -65,4 +66,10 @@ pub fn kubeconfig(dir: &Path, url: &str, token: &str) -> std::path::PathBuf {
     )
     .unwrap();
     path
+}
+
+/// A fault spec from its YAML, written as in experiment files (`imageTypo: {…}`).
+pub fn fault(yaml: &str) -> breakfix::fault::FaultSpec {
+    serde_yaml::with::singleton_map::deserialize(serde_yaml::Deserializer::from_str(yaml))
+        .unwrap_or_else(|e| panic!("bad fault YAML: {e}\n{yaml}"))
 }
