@@ -84,6 +84,10 @@ link_stable() {
 
 report() { log "$1 $2"; }
 
+# Temporary files and dirs of builds in progress, removed on any exit.
+TMP_PATHS=()
+cleanup() { ((${#TMP_PATHS[@]} == 0)) || rm -rf "${TMP_PATHS[@]}"; }
+
 # ---------------------------------------------------------------- kubernetes
 
 # gen_k8s_module DIR: write the wrapper module (go.mod with one replace per
@@ -167,6 +171,7 @@ build_k8s() {
     for b in "${missing[@]}"; do
       t0=$(now_s)
       tmp="$bindir/.$b.tmp.$$"
+      TMP_PATHS+=("$tmp")
       logf=$LOG_DIR/$b-$K8S_VERSION.log
       : >"$logf"
       (cd "$root/src" && run_logged "go build $b $K8S_VERSION" "$logf" \
@@ -227,6 +232,7 @@ EOF
   for b in etcd etcdctl; do
     is_built "$bindir/$b" && { report "$b $v" "cached"; continue; }
     [[ $b == etcd ]] && pkg=go.etcd.io/etcd/server/v3 || pkg=go.etcd.io/etcd/etcdctl/v3
+    TMP_PATHS+=("$bindir/.$b.tmp.$$")
     (cd "$src" && run_logged "go build $b $v" "$logf" \
       go build -trimpath -ldflags "$ldflags" -o "$bindir/.$b.tmp.$$" "$pkg")
     if [[ $b == etcd ]]; then
@@ -253,6 +259,7 @@ go_install() {
   t0=$(now_s)
   : >"$logf"
   tmpdir=$(mktemp -d "$bindir/.install.XXXXXX")
+  TMP_PATHS+=("$tmpdir" "$bindir/.$bin.tmp.$$")
   # `go install m@v` runs outside any module: -mod must not be set.
   GOFLAGS=-buildvcs=false GOBIN=$tmpdir run_logged "go install $module@$v" "$logf" \
     go install -trimpath -ldflags "$GO_LDFLAGS_BASE" "$module@$v"
@@ -276,6 +283,7 @@ main() {
   local -a want=("$@")
   ((${#want[@]})) || want=(k8s etcd coredns kind)
   setup_go
+  trap cleanup EXIT
   # One build at a time per cache (H2's scripts may call this one too).
   exec 9>"$COMPONENTS_DIR/.lock"
   flock -n 9 || { log "waiting for another build-components.sh to finish"; flock 9; }
