@@ -179,30 +179,40 @@ build_image() {
   log "$tag built in $(($(now_s) - t0))s ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'), inputs $hash)"
 }
 
-# run_expect IMAGE EXPECT ENTRYPOINT ARGS...: the image's binary runs and prints EXPECT.
+# run_expect IMAGE EXPECT ENTRYPOINT ARGS...: running IMAGE with ARGS prints
+# EXPECT. ENTRYPOINT "" keeps the image's own (so it is checked too), else
+# it overrides it.
 run_expect() {
   local image=$1 expect=$2 entrypoint=$3 out
   shift 3
-  out=$(docker run --rm --network none --entrypoint "$entrypoint" "$image" "$@" 2>&1) || {
-    log "$image: $entrypoint $* failed: ${out:0:300}"
+  local -a ep=()
+  [[ -z $entrypoint ]] || ep=(--entrypoint "$entrypoint")
+  out=$(docker run --rm --network none "${ep[@]}" "$image" "$@" 2>&1) || {
+    log "$image: ${entrypoint:-<entrypoint>} $* failed: ${out:0:300}"
     return 1
   }
-  [[ $out == *"$expect"* ]] || { log "$image: $entrypoint $* printed '${out:0:300}', expected '$expect'"; return 1; }
+  [[ $out == *"$expect"* ]] || { log "$image: ${entrypoint:-<entrypoint>} $* printed '${out:0:300}', expected '$expect'"; return 1; }
 }
 
-verify_k8s() { run_expect "$1" "Kubernetes $K8S_VERSION" "/usr/local/bin/$VERIFY_BIN" --version; }
+# Each checks the image's entrypoint, and that the binary is found on PATH
+# under the name kubeadm's manifests use.
+verify_k8s() {
+  run_expect "$1" "Kubernetes $K8S_VERSION" "" --version \
+    && run_expect "$1" "Kubernetes $K8S_VERSION" "$VERIFY_BIN" --version
+}
 verify_kube_proxy() {
-  run_expect "$1" "Kubernetes $K8S_VERSION" /usr/local/bin/kube-proxy --version \
+  run_expect "$1" "Kubernetes $K8S_VERSION" "" --version \
     && run_expect "$1" "iptables v" iptables --version \
     && run_expect "$1" "conntrack v" conntrack --version
 }
 verify_etcd() {
-  run_expect "$1" "etcd Version: ${ETCD_MODULE_VERSION#v}" /usr/local/bin/etcd --version \
-    && run_expect "$1" "etcdctl version: ${ETCD_MODULE_VERSION#v}" /usr/local/bin/etcdctl version
+  run_expect "$1" "etcd Version: ${ETCD_MODULE_VERSION#v}" "" --version \
+    && run_expect "$1" "etcd Version: ${ETCD_MODULE_VERSION#v}" etcd --version \
+    && run_expect "$1" "etcdctl version: ${ETCD_MODULE_VERSION#v}" etcdctl version
 }
-verify_coredns() { run_expect "$1" "CoreDNS-${COREDNS_VERSION#v}" /coredns -version; }
+verify_coredns() { run_expect "$1" "CoreDNS-${COREDNS_VERSION#v}" "" -version; }
 verify_pause() {
-  run_expect "$1" "breakfix-pause" /pause -v || return 1
+  run_expect "$1" "breakfix-pause" "" -v || return 1
   # as PID 1 it must exit 0, promptly, on SIGTERM
   local cid rc
   cid=$(docker run -d --network none "$1") || return 1
@@ -260,6 +270,10 @@ main() {
   local t0
   t0=$(now_s)
   ensure_prereqs
+  # One run at a time per cache (the justfile and node-image.sh flows may overlap).
+  # Taken after docker.sh: a dockerd started while fd 8 is open would hold it.
+  exec 8>"$CACHE/.build-images.lock"
+  flock -n 8 || { log "waiting for another build-images.sh to finish"; flock 8; }
   ensure_components
   ensure_base
   read_kubeadm_images
