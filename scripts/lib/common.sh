@@ -67,8 +67,16 @@ image_is_current() {
 # tag_built_image TMP FINAL: move a verified build from its temporary tag to the
 # final one (so a failed build never leaves a broken image under FINAL).
 tag_built_image() {
+  local old new
+  old=$(docker image inspect -f '{{.Id}}' "$2" 2>/dev/null || true)
   docker tag "$1" "$2"
   docker rmi "$1" >/dev/null
+  new=$(docker image inspect -f '{{.Id}}' "$2")
+  # Drop the image this one replaced (node images are ~1 GB each); docker
+  # refuses while a container or a child image still uses it, which is fine.
+  if [[ -n $old && $old != "$new" ]]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
 }
 
 # free_gib PATH: free space in GiB on PATH's filesystem.
