@@ -224,6 +224,7 @@ cmd_down() {
     # no kind binary or no cluster: remove any leftover node containers by label
     local ids
     ids=$(docker ps -aq --filter "label=io.x-k8s.kind.cluster=$NAME" 2>/dev/null || true)
+    # shellcheck disable=SC2086 # one id per word
     [[ -z $ids ]] || docker rm -f -v $ids >/dev/null
     log "cluster $NAME not present"
   fi
