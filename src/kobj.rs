@@ -155,20 +155,32 @@ pub async fn restore(
     };
     let mut desired = snapshot.clone();
     strip_server_fields(&mut desired);
-    match api.get_opt(&target.name).await.map_err(wrap)? {
-        Some(live) => {
-            desired.metadata.resource_version = live.metadata.resource_version.clone();
-            desired.metadata.uid = live.metadata.uid.clone();
-            api.replace(&target.name, &PostParams::default(), &desired)
-                .await
-                .map_err(wrap)
+    // Controllers update status, and so the resourceVersion, all the time (a
+    // Deployment whose pods crash changes every few seconds): on a conflict,
+    // read again and retry, as client-go's RetryOnConflict does.
+    let mut attempt = 1;
+    loop {
+        let result = match api.get_opt(&target.name).await.map_err(wrap)? {
+            Some(live) => {
+                desired.metadata.resource_version = live.metadata.resource_version.clone();
+                desired.metadata.uid = live.metadata.uid.clone();
+                api.replace(&target.name, &PostParams::default(), &desired)
+                    .await
+            }
+            None => api.create(&PostParams::default(), &desired).await,
+        };
+        match result {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < RESTORE_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                attempt += 1;
+            }
+            other => return other.map_err(wrap),
         }
-        None => api
-            .create(&PostParams::default(), &desired)
-            .await
-            .map_err(wrap),
     }
 }
+
+/// How often [`restore`] tries before a conflict is an error.
+const RESTORE_ATTEMPTS: u64 = 10;
 
 /// Deletes `target` if it exists (and, when `uid` is given, only if it is that
 /// same object, not a later one with the same name). Returns whether it deleted.

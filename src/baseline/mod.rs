@@ -91,6 +91,16 @@ pub enum SteadyCheck {
     /// At least `min` pods matching `selector` are Ready (in the baseline namespace,
     /// or `namespace`).
     PodsReady(PodsReady),
+    /// A Deployment outside the manifests (CoreDNS, say) is fully rolled out
+    /// and available: every replica updated, ready and available.
+    Deployment(DeploymentReady),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploymentReady {
+    pub namespace: Name,
+    pub name: Name,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

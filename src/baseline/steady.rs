@@ -95,6 +95,10 @@ impl SteadyState {
         }
         for check in &baseline.spec.steady_state.checks {
             match check {
+                SteadyCheck::Deployment(d) => checks.push(Check::Deployment {
+                    namespace: d.namespace.to_string(),
+                    name: d.name.to_string(),
+                }),
                 SteadyCheck::PodsReady(p) => checks.push(Check::PodsReady {
                     namespace: p
                         .namespace

@@ -159,7 +159,7 @@ pub fn event_finding(event: &Event) -> Option<Finding> {
     let kind = match reason.as_str() {
         "FailedMount" => SignalKind::FailedMount,
         "FailedScheduling" => SignalKind::Unschedulable,
-        "Unhealthy" if message.contains("Readiness probe failed") => SignalKind::Unready,
+        "Unhealthy" => super::probe::parse_unhealthy(&message)?.signal()?,
         "BackOff" if message.contains("pulling image") => SignalKind::ImagePullBackOff,
         "BackOff" if message.contains("restarting failed container") => {
             SignalKind::CrashLoopBackOff
@@ -177,7 +177,8 @@ pub fn event_finding(event: &Event) -> Option<Finding> {
         "FailedCreate" if message.contains("exceeded quota") => SignalKind::QuotaExceeded,
         "OOMKilling" => SignalKind::OOMKilled,
         "NodeNotReady" => SignalKind::NodeNotReady,
-        "Killing" | "TaintManagerEviction" => SignalKind::PodGone,
+        "Killing" => super::probe::killing_signal(&message),
+        "TaintManagerEviction" => SignalKind::PodGone,
         _ => return None,
     };
     Some(Finding {

@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Observation, SignalKind};
+use super::{Observation, SignalKind, probe};
 
 /// What a responder would write in the incident channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnosis {
     pub summary: String,
@@ -25,6 +25,7 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         .as_deref()
         .map(|c| format!(" container {c}"))
         .unwrap_or_default();
+    let missing = missing_reference(&obs.message);
     let summary = match obs.kind {
         SignalKind::ErrImagePull | SignalKind::ImagePullBackOff | SignalKind::InvalidImageName => {
             format!(
@@ -41,14 +42,34 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
             "{kind} {name} is running but not Ready; its readiness probe or dependencies fail"
         ),
         SignalKind::EndpointsEmpty => format!(
-            "service {name} has no ready endpoints; compare its selector with the pods' labels"
+            "service {name} has no ready endpoints: every request to it fails; check its pods' readiness and its selector"
         ),
         SignalKind::Forbidden => format!(
             "{kind} {name}'s API calls are refused (403); a (Cluster)RoleBinding it needs is missing"
         ),
-        SignalKind::CreateContainerConfigError | SignalKind::FailedMount => {
-            format!("{kind} {name} cannot start; a Secret or ConfigMap it mounts is missing")
-        }
+        SignalKind::CreateContainerConfigError | SignalKind::FailedMount => match &missing {
+            Some((what, missing_name)) => format!(
+                "{kind} {name} cannot start: the {what} `{missing_name}` it references does not exist"
+            ),
+            None => {
+                format!("{kind} {name} cannot start; a Secret or ConfigMap it mounts is missing")
+            }
+        },
+        SignalKind::LivenessFailed => format!(
+            "{kind} {name}{container}'s liveness probe fails, so the kubelet restarts a container that may be fine"
+        ),
+        SignalKind::StartupFailed => format!(
+            "{kind} {name}{container} is killed before it finishes starting: its startup probe allows less time than the app needs"
+        ),
+        SignalKind::ProbeTimeout => format!(
+            "{kind} {name}'s probe times out: the app answers slower than the probe's timeoutSeconds"
+        ),
+        SignalKind::DnsFailures => format!(
+            "DNS lookups fail inside the cluster (seen by {kind} {name}); check CoreDNS's pods, restarts and memory"
+        ),
+        SignalKind::PodGone => format!(
+            "{kind} {name} was deleted; its controller should replace it (check who deleted it)"
+        ),
         other => format!("{kind} {name}: {}", other.describe()),
     };
     let mut evidence = vec![format!(
@@ -60,19 +81,38 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
     if let Some(since) = obs.since {
         evidence.push(format!("cluster reports it since {since}"));
     }
+    if let Some(explained) = probe::explain(&obs.message) {
+        evidence.push(explained);
+    }
+    evidence.extend(obs.evidence.iter().cloned());
     let mut next_steps = vec![
         format!("kubectl describe {kind} {name} -n {namespace}"),
         format!(
             "kubectl get events -n {namespace} --field-selector involvedObject.name={name} --sort-by=.lastTimestamp"
         ),
     ];
+    let c = obs
+        .container
+        .as_deref()
+        .map(|c| format!(" -c {c}"))
+        .unwrap_or_default();
     match obs.kind {
-        SignalKind::CrashLoopBackOff | SignalKind::OOMKilled | SignalKind::Restarted => {
-            let c = obs
-                .container
-                .as_deref()
-                .map(|c| format!(" -c {c}"))
-                .unwrap_or_default();
+        SignalKind::CrashLoopBackOff | SignalKind::Restarted => {
+            next_steps.push(format!("kubectl logs {name} -n {namespace}{c} --previous"));
+        }
+        SignalKind::OOMKilled => {
+            next_steps.push(format!("kubectl logs {name} -n {namespace}{c} --previous"));
+            next_steps.push(format!(
+                "kubectl get {kind} {name} -n {namespace} -o jsonpath='{{.spec.containers[*].resources}}'"
+            ));
+        }
+        SignalKind::LivenessFailed
+        | SignalKind::StartupFailed
+        | SignalKind::ProbeTimeout
+        | SignalKind::Unready => {
+            next_steps.push(format!(
+                "kubectl get {kind} {name} -n {namespace} -o jsonpath='{{range .spec.containers[*]}}{{.name}}: liveness={{.livenessProbe}} readiness={{.readinessProbe}} startup={{.startupProbe}}{{\"\\n\"}}{{end}}'"
+            ));
             next_steps.push(format!("kubectl logs {name} -n {namespace}{c} --previous"));
         }
         SignalKind::ErrImagePull | SignalKind::ImagePullBackOff => {
@@ -85,9 +125,38 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
             next_steps.push(format!(
                 "kubectl auth can-i --list --as=system:serviceaccount:{namespace}:<serviceaccount> -n {namespace}"
             ));
+            next_steps.push(format!(
+                "kubectl get rolebindings -n {namespace} -o wide; kubectl get clusterrolebindings -o wide"
+            ));
         }
         SignalKind::EndpointsEmpty => {
             next_steps.push(format!("kubectl get endpointslices -n {namespace} -o wide"));
+            next_steps.push(format!(
+                "kubectl get pods -n {namespace} -o wide --show-labels"
+            ));
+        }
+        SignalKind::CreateContainerConfigError | SignalKind::FailedMount => {
+            if let Some((what, missing_name)) = &missing {
+                next_steps.push(format!(
+                    "kubectl get {} {missing_name} -n {namespace}",
+                    what.to_lowercase()
+                ));
+            }
+            next_steps.push(format!("kubectl rollout status deployment -n {namespace}"));
+        }
+        SignalKind::DnsFailures => {
+            next_steps.push("kubectl get pods -n kube-system -l k8s-app=kube-dns -o wide".into());
+            next_steps.push(
+                "kubectl describe pods -n kube-system -l k8s-app=kube-dns | grep -A3 'Last State'"
+                    .into(),
+            );
+            next_steps.push("kubectl logs -n kube-system -l k8s-app=kube-dns --previous".into());
+        }
+        SignalKind::PodGone => {
+            next_steps.push(format!(
+                "kubectl get events -n {namespace} --field-selector reason=Killing"
+            ));
+            next_steps.push(format!("kubectl get replicasets -n {namespace}"));
         }
         _ => {}
     }
@@ -95,5 +164,135 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         summary,
         evidence,
         next_steps,
+    }
+}
+
+/// The Secret or ConfigMap a kubelet message says is missing, e.g.
+/// `MountVolume.SetUp failed for volume "creds" : secret "app-credentials" not found`
+/// → `("Secret", "app-credentials")`.
+pub fn missing_reference(message: &str) -> Option<(&'static str, String)> {
+    let lower = message.to_lowercase();
+    let (what, at) = [
+        ("Secret", "secrets \""),
+        ("Secret", "secret \""),
+        ("ConfigMap", "configmaps \""),
+        ("ConfigMap", "configmap \""),
+    ]
+    .into_iter()
+    .find_map(|(what, needle)| lower.find(needle).map(|i| (what, i + needle.len())))?;
+    let rest = message.get(at..)?;
+    let (name, tail) = rest.split_once('"')?;
+    tail.trim_start()
+        .starts_with("not found")
+        .then(|| (what, name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn observation(kind: SignalKind, object: &str, message: &str) -> Observation {
+        Observation {
+            kind,
+            object: object.into(),
+            container: None,
+            reason: "Reason".into(),
+            message: message.into(),
+            seen_at: jiff::Timestamp::UNIX_EPOCH,
+            since: None,
+            evidence: Vec::new(),
+        }
+    }
+
+    #[rstest]
+    #[case(
+        r#"MountVolume.SetUp failed for volume "credentials" : secret "app-credentials" not found"#,
+        Some(("Secret", "app-credentials"))
+    )]
+    #[case(
+        r#"MountVolume.SetUp failed for volume "outfit-delivery-api-credentials" : secrets "outfit-delivery-api-credentials" not found"#,
+        Some(("Secret", "outfit-delivery-api-credentials"))
+    )]
+    #[case(r#"configmap "app-settings" not found"#, Some(("ConfigMap", "app-settings")))]
+    #[case(r#"couldn't find key level in ConfigMap mounts/app-settings"#, None)]
+    #[case("Back-off restarting failed container", None)]
+    fn the_missing_object_is_named(#[case] message: &str, #[case] want: Option<(&str, &str)>) {
+        let got = missing_reference(message);
+        assert_eq!(
+            got.as_ref().map(|(w, n)| (*w, n.as_str())),
+            want,
+            "{message}"
+        );
+    }
+
+    #[rstest]
+    #[case::mount(
+        SignalKind::FailedMount,
+        r#"MountVolume.SetUp failed for volume "credentials" : secret "app-credentials" not found"#,
+        "the Secret `app-credentials` it references does not exist",
+        "kubectl get secret app-credentials -n mounts"
+    )]
+    #[case::wrong_port(
+        SignalKind::LivenessFailed,
+        r#"Liveness probe failed: Get "http://10.244.0.7:8081/healthz": dial tcp 10.244.0.7:8081: connect: connection refused"#,
+        "liveness probe fails",
+        "--previous"
+    )]
+    #[case::startup(
+        SignalKind::StartupFailed,
+        "Container api failed startup probe, will be restarted",
+        "startup probe allows less time than the app needs",
+        "startup={.startupProbe}"
+    )]
+    #[case::dns(
+        SignalKind::DnsFailures,
+        "DNS lookups from dns-canary-1 fail: kubernetes.default: timed out after 2s",
+        "DNS lookups fail inside the cluster",
+        "k8s-app=kube-dns"
+    )]
+    fn each_signal_gets_its_own_reading(
+        #[case] kind: SignalKind,
+        #[case] message: &str,
+        #[case] summary_says: &str,
+        #[case] next_step_says: &str,
+    ) {
+        let d = diagnose(&observation(kind, "pod/app-1", message), "mounts");
+        assert!(d.summary.contains(summary_says), "{}", d.summary);
+        assert!(
+            d.next_steps.iter().any(|s| s.contains(next_step_says)),
+            "{:?}",
+            d.next_steps
+        );
+    }
+
+    #[test]
+    fn evidence_gathered_at_detection_is_kept() {
+        let mut obs = observation(
+            SignalKind::Forbidden,
+            "pod/api-canary-1",
+            "403 Forbidden: configmaps is forbidden",
+        );
+        obs.evidence = vec!["SubjectAccessReview: denied".into()];
+        let d = diagnose(&obs, "canaries");
+        assert_eq!(
+            d.evidence.last().map(String::as_str),
+            Some("SubjectAccessReview: denied")
+        );
+    }
+
+    #[test]
+    fn probe_messages_are_explained() {
+        let obs = observation(
+            SignalKind::Unready,
+            "pod/api-1",
+            "Readiness probe failed: HTTP probe failed with statuscode: 404",
+        );
+        let d = diagnose(&obs, "probes");
+        assert!(
+            d.evidence.iter().any(|e| e.contains("path does not exist")),
+            "{:?}",
+            d.evidence
+        );
     }
 }

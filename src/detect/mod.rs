@@ -6,8 +6,12 @@
 //! cluster says the condition began (event or condition timestamp), so the
 //! harness's own latency is visible.
 
+pub mod canary;
 pub mod classify;
 pub mod diagnose;
+pub mod endpoints;
+pub mod gone;
+pub mod probe;
 mod signal;
 
 use std::collections::{HashMap, HashSet};
@@ -53,6 +57,10 @@ pub struct Observation {
     /// When the cluster says the condition began, if it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Timestamp>,
+    /// What else the cluster said about it when it was seen (a canary's
+    /// `/status`, a SubjectAccessReview's verdict…), for the diagnosis.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
 /// Which pods and events a detector looks at.
@@ -208,6 +216,7 @@ pub fn into_observation(f: Finding, object: String) -> Observation {
         message: f.message,
         seen_at: Timestamp::now(),
         since: f.since,
+        evidence: Vec::new(),
     }
 }
 

@@ -48,6 +48,14 @@ pub enum SignalKind {
     NodeNotReady,
     /// A rollout stopped progressing (Deployment condition Progressing=False).
     RolloutStalled,
+    /// A liveness probe fails; the kubelet restarts the container once it has
+    /// failed `failureThreshold` times.
+    LivenessFailed,
+    /// The kubelet killed a container whose startup probe never passed within
+    /// its allowance (`failureThreshold × periodSeconds`).
+    StartupFailed,
+    /// A liveness or startup probe gave up waiting for the app (`timeoutSeconds`).
+    ProbeTimeout,
 }
 
 impl SignalKind {
@@ -73,6 +81,9 @@ impl SignalKind {
             Self::PodGone => "a pod was deleted or evicted",
             Self::NodeNotReady => "a node is not Ready",
             Self::RolloutStalled => "a rollout stopped progressing",
+            Self::LivenessFailed => "a liveness probe fails; the container gets restarted",
+            Self::StartupFailed => "a container was killed before its startup probe passed",
+            Self::ProbeTimeout => "a liveness or startup probe times out waiting for the app",
         }
     }
 }

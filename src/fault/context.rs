@@ -1,7 +1,7 @@
 //! The only way faults touch a cluster: primitives that journal first.
 
 use kube::Client;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use serde_json::Value;
 
 use super::FaultError;
@@ -62,6 +62,46 @@ impl FaultContext<'_> {
         )?;
         kobj::delete_if_present(&self.client, target, snapshot.metadata.uid.as_deref()).await?;
         Ok(snapshot)
+    }
+
+    /// Deletes an object its controller replaces (a ReplicaSet's pod),
+    /// journaling no undo: the controller's reconciliation is the undo, and
+    /// recreating the old object would fight it. Refuses objects no
+    /// controller owns, since nothing would bring those back. The delete is
+    /// conditional on the object's uid, so a replacement is never hit.
+    pub async fn delete_replaceable(
+        &mut self,
+        target: &ObjectRef,
+        grace_period_seconds: Option<u32>,
+    ) -> Result<DynamicObject, FaultError> {
+        let live = self.get(target).await?;
+        let controlled = live
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true));
+        if !controlled {
+            return Err(FaultError::Target(format!(
+                "{target} has no controller to replace it; deleting it would not heal by itself"
+            )));
+        }
+        let api = kobj::api_for(&self.client, target).await?;
+        let dp = DeleteParams {
+            grace_period_seconds,
+            preconditions: Some(Preconditions {
+                uid: live.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        api.delete(&target.name, &dp).await.map_err(|source| {
+            FaultError::Object(ObjectError::Api {
+                target: target.clone(),
+                source,
+            })
+        })?;
+        Ok(live)
     }
 
     /// Creates `obj` (labelled with the run) after journaling its deletion.

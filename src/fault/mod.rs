@@ -8,6 +8,12 @@
 
 mod context;
 pub mod image_typo;
+pub mod memory_squeeze;
+pub mod missing_mount;
+pub mod pod_kill;
+pub mod probe_misconfig;
+pub mod rbac_binding_delete;
+mod target;
 
 use std::future::Future;
 
@@ -19,6 +25,11 @@ use crate::journal::JournalError;
 use crate::kobj::ObjectError;
 pub use context::FaultContext;
 pub use image_typo::ImageTypo;
+pub use memory_squeeze::MemorySqueeze;
+pub use missing_mount::MissingMount;
+pub use pod_kill::PodKill;
+pub use probe_misconfig::ProbeMisconfig;
+pub use rbac_binding_delete::RbacBindingDelete;
 
 /// Errors injecting a fault.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +135,11 @@ macro_rules! faults {
 
 faults! {
     ImageTypo(ImageTypo) => "imageTypo", image_typo::CATALOGUE;
+    ProbeMisconfig(ProbeMisconfig) => "probeMisconfig", probe_misconfig::CATALOGUE;
+    MemorySqueeze(MemorySqueeze) => "memorySqueeze", memory_squeeze::CATALOGUE;
+    RbacBindingDelete(RbacBindingDelete) => "rbacBindingDelete", rbac_binding_delete::CATALOGUE;
+    MissingMount(MissingMount) => "missingMount", missing_mount::CATALOGUE;
+    PodKill(PodKill) => "podKill", pod_kill::CATALOGUE;
 }
 
 impl FaultSpec {

@@ -4,6 +4,11 @@
 
 mod baseline;
 mod detection;
+mod faults_memory;
+mod faults_mount;
+mod faults_pod_kill;
+mod faults_probe;
+mod faults_rbac;
 mod journal;
 mod rbac;
 mod support;
