@@ -15,7 +15,8 @@
 # An image is skipped when its tag exists with label dev.breakfix.inputs equal
 # to the hash of its inputs (binaries, Dockerfile dir, tag, base image ID).
 # Otherwise it is built under a temporary tag, verified (--version, or a real
-# start for the test tier), and only then tagged. BREAKFIX_REBUILD=1 forces.
+# start for the test tier), and only then tagged. BREAKFIX_REBUILD=1 forces
+# these images to rebuild (not the binaries or the base image they use).
 #
 # Usage: scripts/build-images.sh [control-plane] [apiserver-tier]   (default: both)
 set -euo pipefail
@@ -48,13 +49,15 @@ ensure_prereqs() {
   mkdir -p "$LOG_DIR"
 }
 
+# BREAKFIX_REBUILD=1 means "rebuild the images", not "rebuild every Go binary
+# and the base image": the prerequisite scripts run without it.
 ensure_components() {
-  bash "$REPO_ROOT/scripts/build-components.sh" k8s etcd coredns
+  env -u BREAKFIX_REBUILD bash "$REPO_ROOT/scripts/build-components.sh" k8s etcd coredns
 }
 
 ensure_base() {
   if [[ -f $REPO_ROOT/scripts/base-image.sh ]]; then
-    bash "$REPO_ROOT/scripts/base-image.sh"
+    env -u BREAKFIX_REBUILD bash "$REPO_ROOT/scripts/base-image.sh"
   fi
   docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 \
     || die "$BASE_IMAGE is missing; build it with scripts/base-image.sh"
