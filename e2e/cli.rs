@@ -63,6 +63,15 @@ async fn web_spec() -> Option<DeploymentSpec> {
     api.get_opt("web").await.unwrap().and_then(|d| d.spec)
 }
 
+/// image-typo, but waiting for a signal that takes minutes to come (a
+/// rollout's progress deadline), so the fault is surely in place when the
+/// test interrupts the run.
+fn slow_experiment(dir: &Path) -> PathBuf {
+    edited_experiment(dir, |t| {
+        t.replace("signals: [ErrImagePull, ImagePullBackOff]", "signals: [RolloutStalled]")
+    })
+}
+
 /// Starts a run and returns once it has injected the fault.
 fn start_until_injected(journal: &Path, experiment: &Path) -> Child {
     let mut child = breakfix(journal)
@@ -114,7 +123,7 @@ async fn image_typo_passes_with_its_detection_time_recorded() {
     assert_eq!(exp["outcome"], "passed");
     let detect = &exp["slos"][0];
     assert_eq!(detect["slo"], "detectWithin");
-    assert!(detect["actual"].as_u64().unwrap() > 0, "{detect}");
+    assert!(detect["actual"].as_f64().unwrap() > 0.0, "{detect}");
     let signal = exp["trials"][0]["detection"]["kind"].as_str().unwrap();
     assert!(
         ["ErrImagePull", "ImagePullBackOff"].contains(&signal),
@@ -149,10 +158,10 @@ async fn an_impossible_detection_slo_exits_1_and_says_by_how_much() {
 #[tokio::test]
 async fn ctrl_c_mid_fault_reverts_and_leaves_the_deployment_exactly_as_before() {
     let journal = tempfile::tempdir().unwrap();
-    let experiment = repo().join("experiments/image-typo.yaml");
+    let experiment = slow_experiment(journal.path());
     // Make sure the baseline exists, then remember the healthy spec.
     let warm = breakfix(journal.path())
-        .args(run_args(&experiment))
+        .args(run_args(&repo().join("experiments/image-typo.yaml")))
         .output()
         .unwrap();
     assert_eq!(warm.status.code(), Some(0), "{}", text(&warm));
@@ -172,9 +181,9 @@ async fn ctrl_c_mid_fault_reverts_and_leaves_the_deployment_exactly_as_before() 
 #[tokio::test]
 async fn cleanup_restores_what_a_killed_run_left_behind() {
     let journal = tempfile::tempdir().unwrap();
-    let experiment = repo().join("experiments/image-typo.yaml");
+    let experiment = slow_experiment(journal.path());
     let warm = breakfix(journal.path())
-        .args(run_args(&experiment))
+        .args(run_args(&repo().join("experiments/image-typo.yaml")))
         .output()
         .unwrap();
     assert_eq!(warm.status.code(), Some(0), "{}", text(&warm));
