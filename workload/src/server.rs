@@ -1,0 +1,237 @@
+//! The HTTP endpoints every mode serves (hyper 1, HTTP/1.1):
+//!
+//! - `GET /healthz`: liveness. 200 `ok`; 503 `starting` during serve's startup
+//!   delay; 500 once serve's `--fail-liveness-after` has passed.
+//! - `GET /readyz`: 200 `ready` when the mode's [`Stats`] say so, else 503.
+//! - `GET /status`: the mode's [`crate::state::Status`] as JSON.
+//! - `GET /`: one line of text naming the version, mode and host (so an
+//!   http-canary or curl can see which pod answered).
+//!
+//! serve's `--response-delay` is slept before answering /healthz and /readyz.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::state::Stats;
+
+/// Most connections served at once; further ones are closed on accept.
+const MAX_CONNECTIONS: usize = 256;
+/// A client must send its request head within this (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Probe behaviour injected by serve's flags (neutral in other modes).
+#[derive(Debug, Clone, Default)]
+pub struct Probes {
+    /// Slept before answering /healthz and /readyz.
+    pub response_delay: Duration,
+    /// From this instant on, /healthz answers 500.
+    pub fail_liveness_at: Option<Instant>,
+}
+
+/// What the handlers need.
+#[derive(Debug)]
+pub struct App {
+    /// The mode's counters and readiness.
+    pub stats: Arc<Stats>,
+    /// Injected probe behaviour.
+    pub probes: Probes,
+    /// Count requests (except /status) as the mode's outcomes: serve's
+    /// "traffic" is its HTTP requests; canaries count their own probes.
+    pub record_requests: bool,
+    /// This pod's name, shown on `/`.
+    pub hostname: String,
+}
+
+/// Bind `port` on all addresses: dual-stack `[::]` where IPv6 is available,
+/// else `0.0.0.0`.
+pub async fn bind(port: u16) -> Result<TcpListener, Error> {
+    let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+    match TcpListener::bind(v6).await {
+        Ok(l) => Ok(l),
+        Err(_) => {
+            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            TcpListener::bind(v4)
+                .await
+                .map_err(|source| Error::Bind { addr: v4, source })
+        }
+    }
+}
+
+/// Accept and serve connections until `shutdown` is cancelled. Open
+/// connections are dropped at shutdown, not drained: pods exit fast.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| handle(app.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                // Client resets and timeouts are routine for probes; not logged.
+                _ = conn => {}
+            }
+        });
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn status_kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "status_404",
+        405 => "status_405",
+        500 => "status_500",
+        503 => "status_503",
+        400..=499 => "status_4xx",
+        _ => "status_5xx",
+    }
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let start = Instant::now();
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let resp = route(&app, &method, &path).await;
+    if app.record_requests && path != "/status" {
+        let latency = start.elapsed();
+        let status = resp.status();
+        if status.is_success() {
+            app.stats.success(latency);
+        } else {
+            let reason = status.canonical_reason().unwrap_or("");
+            app.stats.failure(
+                latency,
+                status_kind(status),
+                format!("{method} {path} -> {} {reason}", status.as_u16()),
+            );
+        }
+    }
+    Ok(resp)
+}
+
+async fn route(app: &App, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    match path {
+        "/healthz" => {
+            delay(app).await;
+            let now = Instant::now();
+            if !app.stats.started_up(now) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+            } else if app.probes.fail_liveness_at.is_some_and(|t| now >= t) {
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "liveness failure injected (--fail-liveness-after)\n",
+                )
+            } else {
+                text(StatusCode::OK, "ok\n")
+            }
+        }
+        "/readyz" => {
+            delay(app).await;
+            let now = Instant::now();
+            if !app.stats.started_up(now) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+            } else if app.stats.is_ready_at(now) {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        "/status" => match serde_json::to_vec_pretty(&app.stats.status()) {
+            Ok(mut body) => {
+                body.push(b'\n');
+                let mut resp = text(StatusCode::OK, body);
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                resp
+            }
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        },
+        "/" => text(
+            StatusCode::OK,
+            format!(
+                "breakfix-workload {} mode={} host={}\nendpoints: /healthz /readyz /status\n",
+                env!("CARGO_PKG_VERSION"),
+                app.stats.mode(),
+                app.hostname
+            ),
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn delay(app: &App) {
+    if !app.probes.response_delay.is_zero() {
+        tokio::time::sleep(app.probes.response_delay).await;
+    }
+}
+
+/// The pod name: `$HOSTNAME`, else /etc/hostname, else "unknown".
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
