@@ -41,7 +41,7 @@ pub enum JournalError {
 }
 
 /// Where the run's cluster is, so `cleanup` can reach it after a crash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterRecord {
     /// `kind` or `context`.

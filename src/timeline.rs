@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{Observation, SignalKind};
 
 /// The phases of a trial, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
     Baseline,
@@ -37,7 +38,7 @@ impl Phase {
 }
 
 /// What happened at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum EntryKind {
     PhaseStarted {
@@ -64,7 +65,7 @@ pub enum EntryKind {
 }
 
 /// One timeline entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Entry {
     pub at: Timestamp,
     #[serde(flatten)]
@@ -72,7 +73,7 @@ pub struct Entry {
 }
 
 /// The key moments of a trial, from which every duration is derived.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Marks {
     pub steady: Option<Timestamp>,
@@ -112,7 +113,7 @@ impl Marks {
 }
 
 /// The ordered record of one trial.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Timeline {
     pub entries: Vec<Entry>,
 }

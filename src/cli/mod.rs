@@ -2,6 +2,7 @@
 //! exit codes (0 all SLOs met, 1 an SLO missed, 2 bad input or environment,
 //! 130 interrupted after revert). Everything else lives in the library.
 
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -38,8 +39,14 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Print the JSON Schema of experiment files.
-    Schema,
+    /// Print the JSON Schema of experiment files (or, with --report, of the JSON report).
+    Schema {
+        /// The schema of `breakfix run --json` reports instead.
+        #[arg(long)]
+        report: bool,
+    },
+    /// Render a stored JSON report (from `run --json`) as Markdown, HTML or JUnit.
+    Report(report::ReportArgs),
     /// Show the fault catalogue and the failure story behind each fault.
     List {
         /// Machine-readable output.
@@ -124,13 +131,19 @@ async fn dispatch(command: Command) -> u8 {
     match command {
         Command::Run(args) => run::run(args).await,
         Command::Validate { paths } => validate(&paths),
-        Command::Schema => {
+        Command::Schema { report } => {
+            let schema = if report {
+                breakfix::runner::outcome::report_json_schema()
+            } else {
+                experiment::json_schema()
+            };
             println!(
                 "{}",
-                serde_json::to_string_pretty(&experiment::json_schema()).unwrap_or_default()
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
             0
         }
+        Command::Report(args) => report::report(args),
         Command::List { json } => list(json),
         Command::Cleanup { journal_dir } => run::cleanup(journal_dir).await,
         Command::Cluster { command } => match command {

@@ -47,6 +47,12 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Write a Markdown summary here (fits a pull-request comment).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write a self-contained HTML report with timeline charts here.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Where the undo journal goes (default: ~/.local/state/breakfix/journal).
     #[arg(long, env = "BREAKFIX_JOURNAL_DIR")]
     journal_dir: Option<PathBuf>,
@@ -193,6 +199,18 @@ pub async fn run(args: RunArgs) -> u8 {
     }
     if let Some(path) = &args.junit
         && let Err(e) = junit::to_junit(&report).and_then(|t| report::write_file(path, &t))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
+    }
+    if let Some(path) = &args.markdown
+        && let Err(e) = report::write_file(path, &report::markdown::to_markdown(&report))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
+    }
+    if let Some(path) = &args.html
+        && let Err(e) = report::write_file(path, &report::html::to_html(&report))
     {
         eprintln!("error: {e}");
         code = code.max(EXIT_USAGE);

@@ -42,7 +42,7 @@ pub enum DetectError {
 }
 
 /// A signal seen on a specific object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Observation {
     pub kind: SignalKind,

@@ -3,8 +3,10 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod expr;
 pub mod load;
 pub mod name;
+pub mod slo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::fault::FaultSpec;
 pub use diagnostic::Diagnostic;
 pub use duration::HumanDuration;
 pub use name::Name;
+pub use slo::SloSpec;
 
 /// The only `apiVersion` this release reads.
 pub const API_VERSION: &str = "breakfix.dev/v1alpha1";
@@ -120,16 +123,6 @@ pub struct Expect {
     /// Empty means: the fault's default signals.
     #[serde(default)]
     pub signals: Vec<SignalKind>,
-}
-
-/// Service-level objectives the run is judged against.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SloSpec {
-    /// Time from injection to the harness seeing an expected signal.
-    pub detect_within: HumanDuration,
-    /// Time from revert (or injection, for self-healing faults) to stable steady state.
-    pub recover_within: HumanDuration,
 }
 
 /// Who brings the cluster back.
@@ -247,6 +240,22 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
                     spec.slo.detect_within
                 ),
             ));
+    }
+    for p in spec.slo.problems() {
+        let mut keys = vec!["spec", "slo"];
+        keys.extend(p.keys.iter().map(String::as_str));
+        // The deepest key that can be found: list items are not indexed.
+        let located = (1..=keys.len())
+            .rev()
+            .find_map(|n| diagnostic::locate_key(&src, &keys[..n]));
+        let d = match located {
+            Some((l, c)) => Diagnostic::at(path, &src, l, c, p.message),
+            None => Diagnostic::file(path, p.message),
+        };
+        problems.push(match p.help {
+            Some(h) => d.with_help(h),
+            None => d,
+        });
     }
     let supported = spec.fault.supported_signals();
     for signal in &spec.expect.signals {

@@ -1,13 +1,20 @@
-//! Renderers of a [`RunReport`]: the terminal summary, JSON and JUnit XML.
+//! Renderers of a [`RunReport`]: the terminal summary, JSON, JUnit XML,
+//! Markdown (for a PR comment) and a self-contained HTML page. Every
+//! renderer reads only the report; the runner never formats.
 
+#[cfg(test)]
+pub(crate) mod fixture;
+pub mod html;
 pub mod junit;
+pub mod markdown;
 pub mod progress;
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::experiment::duration::format_duration;
-use crate::runner::{Outcome, RunReport};
+use crate::runner::{ExperimentReport, Outcome, RunReport};
 
 /// Errors writing report files.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +47,34 @@ pub fn to_json(report: &RunReport) -> Result<String, ReportError> {
     serde_json::to_string_pretty(report).map_err(|e| ReportError::Encode(e.to_string()))
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
+/// The word a report shows for an outcome.
+pub fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Passed => "PASS",
         Outcome::Failed => "FAIL",
         Outcome::Error => "ERROR",
         Outcome::Interrupted => "INTERRUPTED",
     }
+}
+
+/// The nearest-rank p95 of the trials' harness latencies (signal in the
+/// cluster → breakfix saw it).
+pub fn harness_latency_p95(e: &ExperimentReport) -> Option<Duration> {
+    let latencies: Vec<Duration> = e
+        .trials
+        .iter()
+        .filter_map(|t| t.marks.harness_latency())
+        .collect();
+    crate::slo::percentile(&latencies, 95.0)
+}
+
+/// The verdict on a timing SLO as a duration (the percentile's trial).
+pub fn verdict_duration(e: &ExperimentReport, slo: &str) -> Option<Duration> {
+    e.slos
+        .iter()
+        .find(|s| s.slo == slo)
+        .and_then(|s| s.actual)
+        .map(|ms| Duration::from_millis(ms.max(0.0).round() as u64))
 }
 
 /// The summary table printed at the end of a run.
@@ -64,47 +92,75 @@ pub fn summary(report: &RunReport) -> String {
         "\n{:<width$}  {:<11}  {:<16}  {:>9}  {:>9}  {:>9}",
         "EXPERIMENT", "RESULT", "SIGNAL", "DETECT", "RECOVER", "LATENCY"
     );
+    let fmt = |d: Option<Duration>| d.map(format_duration).unwrap_or_else(|| "-".into());
     for e in &report.experiments {
-        let last = e.trials.last();
-        let marks = last.map(|t| t.marks.clone()).unwrap_or_default();
-        let fmt =
-            |d: Option<std::time::Duration>| d.map(format_duration).unwrap_or_else(|| "-".into());
-        let detect = e
-            .slos
-            .iter()
-            .find(|s| s.slo == "detectWithin")
-            .and_then(|s| s.actual);
-        let recover = e
-            .slos
-            .iter()
-            .find(|s| s.slo == "recoverWithin")
-            .and_then(|s| s.actual);
+        let marks = e.trials.last().map(|t| t.marks.clone()).unwrap_or_default();
+        let result = if e.flaky {
+            format!("{} ~", outcome_word(e.outcome))
+        } else {
+            outcome_word(e.outcome).to_string()
+        };
         let _ = writeln!(
             out,
             "{:<width$}  {:<11}  {:<16}  {:>9}  {:>9}  {:>9}",
             e.name,
-            outcome_word(e.outcome),
+            result,
             marks
                 .detected_signal
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into()),
-            fmt(detect.or(marks.time_to_detect())),
-            fmt(recover.or(marks.time_to_recover())),
-            fmt(marks.harness_latency()),
+            fmt(verdict_duration(e, "detectWithin").or(marks.time_to_detect())),
+            fmt(verdict_duration(e, "recoverWithin").or(marks.time_to_recover())),
+            fmt(harness_latency_p95(e)),
         );
-        for slo in e
-            .slos
-            .iter()
-            .filter(|s| !s.met && e.outcome != Outcome::Interrupted)
-        {
-            let _ = writeln!(out, "{:<width$}    ✗ {}", "", slo.describe());
+        let pad = "";
+        if e.trials.len() > 1 {
+            let spread = |slo: &str| {
+                e.slos
+                    .iter()
+                    .find(|s| s.slo == slo)
+                    .and_then(|s| s.spread_text())
+                    .unwrap_or_else(|| "-".into())
+            };
+            let pct = e
+                .slos
+                .first()
+                .map(|s| s.percentile.as_str())
+                .unwrap_or("p95");
+            let _ = writeln!(
+                out,
+                "{pad:<width$}    {} trials, verdicts on {pct}; min / median / max: detect {}, recover {}",
+                e.trials.len(),
+                spread("detectWithin"),
+                spread("recoverWithin"),
+            );
+        }
+        let interrupted = e.outcome == Outcome::Interrupted;
+        for slo in &e.slos {
+            let timing = slo.slo == "detectWithin" || slo.slo == "recoverWithin";
+            // An experiment that errored before measuring anything is
+            // explained by its error line, not by empty verdicts.
+            let unmeasured = e.outcome == Outcome::Error && slo.samples.iter().all(Option::is_none);
+            if unmeasured {
+                continue;
+            }
+            if !slo.met && !interrupted {
+                let _ = writeln!(out, "{pad:<width$}    ✗ {}", slo.describe());
+                for note in &slo.notes {
+                    let _ = writeln!(out, "{pad:<width$}        {note}");
+                }
+            } else if slo.flaky {
+                let _ = writeln!(out, "{pad:<width$}    ~ {}", slo.describe());
+            } else if !timing && slo.met {
+                let _ = writeln!(out, "{pad:<width$}    ✓ {}", slo.describe());
+            }
         }
         for t in &e.trials {
             if let Some(err) = &t.error {
                 let _ = writeln!(
                     out,
-                    "{:<width$}    ✗ trial {} {:?}: {}",
-                    "", t.trial, err.phase, err.message
+                    "{pad:<width$}    ✗ trial {} {:?}: {}",
+                    t.trial, err.phase, err.message
                 );
             }
         }
@@ -114,14 +170,94 @@ pub fn summary(report: &RunReport) -> String {
         .iter()
         .filter(|e| e.outcome == Outcome::Passed)
         .count();
+    let flaky = report.experiments.iter().filter(|e| e.flaky).count();
     let _ = writeln!(
         out,
-        "\n{} passed, {} failed; run {} on {} `{}`",
+        "\n{} passed, {} failed{}; run {} on {} `{}`",
         passed,
         report.experiments.len() - passed,
+        if flaky > 0 {
+            format!(", {flaky} flaky (~)")
+        } else {
+            String::new()
+        },
         report.run_id,
         report.cluster.provider,
         report.cluster.name
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("image-typo       PASS ~       ImagePullBackOff       3.8s      12.0s      400ms")]
+    #[case(
+        "3 trials, verdicts on p50; min / median / max: detect 2.6s / 3.8s / 30.8s, recover 10.0s / 12.0s / 14.0s"
+    )]
+    #[case(
+        "~ detectWithin 30.0s (p50 of 3): 3.8s (met); spread 2.6s / 3.8s / 30.8s; flaky: met in 2 of 3 trials"
+    )]
+    #[case("✗ availability ≥ 95%: 90% — missed by 5%")]
+    #[case("trial 1: canary app=dns-canary -n shop: 180/200 checks ok")]
+    #[case("✗ trial 1 SteadyState: baseline `rbac` never reached steady state")]
+    #[case("1 passed, 2 failed, 1 flaky (~); run 20260301t100000-1a2b on kind `breakfix`")]
+    fn the_terminal_summary_flags_misses_and_flakiness(#[case] line: &str) {
+        let text = summary(&fixture::run_report());
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+
+    #[test]
+    fn an_error_before_injection_is_not_also_reported_as_missed_slos() {
+        let text = summary(&fixture::run_report());
+        assert!(
+            !text.contains("detectWithin 45.0s: never happened"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_json_report_round_trips_and_carries_its_schema() {
+        let report = fixture::run_report();
+        let json = to_json(&report).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value["schema"],
+            crate::runner::outcome::REPORT_SCHEMA_VERSION
+        );
+        assert_eq!(value["experiments"][0]["flaky"], true);
+        assert_eq!(value["experiments"][0]["slos"][0]["actual"], 3840);
+        assert_eq!(
+            value["experiments"][0]["trials"][1]["marks"]["detectedSignal"],
+            "ErrImagePull"
+        );
+        assert_eq!(
+            value["experiments"][1]["trials"][0]["measurements"]["availability"]["ok"],
+            180
+        );
+        let back: RunReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(to_json(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn the_report_json_schema_validates_the_shape_it_describes() {
+        let schema = crate::runner::outcome::report_json_schema();
+        let required = schema["required"].as_array().unwrap();
+        for field in ["schema", "runId", "experiments", "cluster"] {
+            assert!(required.iter().any(|r| r == field), "{field} not required");
+        }
+        let defs = schema["$defs"].as_object().unwrap();
+        for def in [
+            "SloVerdict",
+            "TrialReport",
+            "Measurements",
+            "Marks",
+            "Observation",
+        ] {
+            assert!(defs.contains_key(def), "{def} missing from $defs");
+        }
+    }
 }

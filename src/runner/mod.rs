@@ -7,6 +7,7 @@
 //! ```
 
 pub mod events;
+pub mod measure;
 pub mod outcome;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use crate::kobj::ObjectRef;
 use crate::slo;
 use crate::timeline::{EntryKind, Marks, Phase, Timeline};
 pub use events::{EventSender, RunEvent};
+use measure::MeasureSession;
 pub use outcome::{ExperimentReport, Outcome, RunReport, TrialError, TrialReport};
 
 /// Runs experiments against one cluster, journaling into one journal.
@@ -69,8 +71,15 @@ impl<'a> Runner<'a> {
                 break;
             }
         }
-        let marks: Vec<Marks> = reports.iter().map(|r| r.marks.clone()).collect();
-        let slos = slo::evaluate(&exp.experiment.spec.slo, &marks);
+        let data: Vec<slo::TrialData<'_>> = reports
+            .iter()
+            .map(|r| slo::TrialData {
+                marks: &r.marks,
+                measurements: &r.measurements,
+            })
+            .collect();
+        let slos = slo::evaluate(&exp.experiment.spec.slo, &data);
+        drop(data);
         let outcome = if reports.iter().any(|r| r.interrupted) {
             Outcome::Interrupted
         } else if reports.iter().any(|r| {
@@ -90,6 +99,7 @@ impl<'a> Runner<'a> {
             fault: exp.experiment.spec.fault.kind().to_string(),
             story: exp.experiment.metadata.story.clone(),
             outcome,
+            flaky: slos.iter().any(|s| s.flaky),
             slos,
             trials: reports,
         };
@@ -118,11 +128,15 @@ impl<'a> Runner<'a> {
             detection: None,
             diagnosis: None,
             injected: None,
+            measurements: slo::Measurements::default(),
             timeline: Timeline::default(),
             error: None,
             interrupted: false,
         };
-        let result = self.trial_body(exp, &mut t, &mut report, applied).await;
+        let mut session = None;
+        let result = self
+            .trial_body(exp, &mut t, &mut report, applied, &mut session)
+            .await;
         // Whatever happened above, nothing injected may stay behind.
         if !self.journal.pending().is_empty() {
             t.phase(Phase::Revert);
@@ -150,6 +164,11 @@ impl<'a> Runner<'a> {
                     message,
                 });
             }
+        }
+        if let Some(session) = session {
+            report.measurements = session
+                .finish(&self.client, t.marks.injected, t.marks.recovered)
+                .await;
         }
         match result {
             Ok(()) => {}
@@ -179,6 +198,7 @@ impl<'a> Runner<'a> {
         t: &mut Trial,
         report: &mut TrialReport,
         applied: &mut Vec<ObjectRef>,
+        session: &mut Option<MeasureSession>,
     ) -> Result<(), (Phase, Stop)> {
         let spec = &exp.experiment.spec;
         let cancel = self.cancel.clone();
@@ -221,6 +241,17 @@ impl<'a> Runner<'a> {
         t.marks.steady = Some(at);
         t.record(EntryKind::Steady);
 
+        let measuring = guard(&cancel, Phase::SteadyState, async {
+            Ok(MeasureSession::start(
+                &self.client,
+                &spec.slo,
+                exp.baseline.spec.namespace.as_str(),
+            )
+            .await)
+        })
+        .await?;
+        let session = session.insert(measuring);
+
         t.phase(Phase::Inject);
         let mut ctx = FaultContext {
             client: self.client.clone(),
@@ -237,6 +268,7 @@ impl<'a> Runner<'a> {
         });
         t.marks.injected = Some(injected.at);
         report.injected = Some(injection.summary.clone());
+        session.set_target(&injection.scope);
 
         t.phase(Phase::Detect);
         let expected = spec.expected_signals();

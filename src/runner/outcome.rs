@@ -2,18 +2,21 @@
 //! These are the data every reporter renders.
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{Diagnosis, Observation};
 use crate::journal::ClusterRecord;
-use crate::slo::SloVerdict;
+use crate::slo::{Measurements, SloVerdict};
 use crate::timeline::{Marks, Phase, Timeline};
 
-/// Schema version of the JSON report; bumped on incompatible changes.
+/// Schema version of the JSON report (`schema` field); bumped on
+/// incompatible changes. docs/report-schema.md documents it and
+/// `breakfix schema --report` prints it as JSON Schema.
 pub const REPORT_SCHEMA_VERSION: &str = "breakfix.dev/report/v1";
 
 /// How an experiment ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     /// Every SLO met.
@@ -27,7 +30,7 @@ pub enum Outcome {
 }
 
 /// One run of the fault.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialReport {
     pub trial: u32,
@@ -39,6 +42,9 @@ pub struct TrialReport {
     pub diagnosis: Option<Diagnosis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injected: Option<String>,
+    /// What the availability, blast-radius and condition SLOs measured.
+    #[serde(default, skip_serializing_if = "Measurements::is_empty")]
+    pub measurements: Measurements,
     pub timeline: Timeline,
     /// The phase that failed and why, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +53,7 @@ pub struct TrialReport {
 }
 
 /// A phase that could not complete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialError {
     pub phase: Phase,
@@ -55,7 +61,7 @@ pub struct TrialError {
 }
 
 /// All trials of one experiment and the verdicts on them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentReport {
     pub name: String,
@@ -64,14 +70,18 @@ pub struct ExperimentReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<String>,
     pub outcome: Outcome,
+    /// Some SLO's per-trial verdict flipped between repeats.
+    #[serde(default)]
+    pub flaky: bool,
     pub slos: Vec<SloVerdict>,
     pub trials: Vec<TrialReport>,
 }
 
 /// The whole run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
+    /// `breakfix.dev/report/v1`.
     pub schema: String,
     pub run_id: String,
     pub started: Timestamp,
@@ -100,4 +110,9 @@ impl RunReport {
             1
         }
     }
+}
+
+/// JSON Schema of the report (`breakfix schema --report`).
+pub fn report_json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RunReport)).unwrap_or_default()
 }

@@ -10,5 +10,6 @@ mod faults_pod_kill;
 mod faults_probe;
 mod faults_rbac;
 mod journal;
+mod measure;
 mod rbac;
 mod support;
