@@ -184,6 +184,26 @@ wait_ready() {
   fail "cluster $NAME not ready after ${READY_TIMEOUT}s (inspect: $(kubectl_bin) --kubeconfig $KUBECONFIG_FILE get pods -A; remove: bash scripts/cluster.sh down)"
 }
 
+# breakfix's record of the clusters it made (src/cluster/kind.rs reads it):
+# only recorded clusters are reused (`breakfix run --reuse`) or deleted by name.
+registry_file() {
+  local state
+  if [[ -n ${BREAKFIX_STATE_DIR:-} ]]; then state=$BREAKFIX_STATE_DIR
+  elif [[ -n ${XDG_STATE_HOME:-} ]]; then state=$XDG_STATE_HOME/breakfix
+  else state=$HOME/.local/state/breakfix
+  fi
+  echo "$state/clusters/$NAME.json"
+}
+
+register_cluster() {
+  local file
+  file=$(registry_file)
+  mkdir -p "$(dirname "$file")"
+  jq -n --arg name "$NAME" --arg image "$NODE_IMAGE" --argjson workers "$WORKERS" \
+        --arg kubeconfig "$KUBECONFIG_FILE" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        '{name: $name, nodeImage: $image, workers: $workers, kubeconfig: $kubeconfig, createdAt: $at}' >"$file"
+}
+
 load_workload() {
   if [[ ! -f $SCRIPTS/workload-image.sh ]]; then
     log "note: scripts/workload-image.sh not present yet; skipping $WORKLOAD_IMAGE"
@@ -210,6 +230,7 @@ cmd_up() {
   else
     stage kind-create create_cluster
   fi
+  register_cluster
   stage wait-ready wait_ready
   stage workload-image load_workload
   print_timings
@@ -228,7 +249,7 @@ cmd_down() {
     [[ -z $ids ]] || docker rm -f -v $ids >/dev/null
     log "cluster $NAME not present"
   fi
-  rm -f "$KUBECONFIG_FILE"
+  rm -f "$KUBECONFIG_FILE" "$(registry_file)"
 }
 
 cmd_status() {
