@@ -107,13 +107,20 @@ write_kubeconfig() {
   "$KIND" get kubeconfig --name "$NAME" >"$KUBECONFIG_FILE.tmp" 2>/dev/null && mv "$KUBECONFIG_FILE.tmp" "$KUBECONFIG_FILE"
 }
 
-check_existing() {
-  local lines running total workers
+# stale_nodes: true when the cluster's node containers exist but do not all
+# run (dockerd restarted, the machine rebooted). kind nodes do not survive
+# that reliably, and the cluster is breakfix's own, so it is recreated.
+stale_nodes() {
+  local lines running total
   lines=$(node_containers)
   total=$(grep -c . <<<"$lines" || true)
   running=$(grep -c ' running$' <<<"$lines" || true)
-  ((total > 0 && running == total)) \
-    || die "cluster $NAME exists but only $running of $total node containers run; recreate it: bash scripts/cluster.sh down && bash scripts/cluster.sh up"
+  ((total == 0 || running != total))
+}
+
+check_existing() {
+  local lines workers
+  lines=$(node_containers)
   workers=$(grep -c -- '-worker[0-9]* ' <<<"$lines" || true)
   ((workers == WORKERS)) \
     || die "cluster $NAME has $workers worker(s) but BREAKFIX_WORKERS=$WORKERS; recreate it: bash scripts/cluster.sh down && bash scripts/cluster.sh up"
@@ -223,6 +230,10 @@ cmd_up() {
   stage base-image bash "$SCRIPTS/base-image.sh"
   stage control-plane-images run_script build-images.sh
   stage node-image bash "$SCRIPTS/node-image.sh"
+  if cluster_exists && stale_nodes; then
+    log "cluster $NAME has stopped node containers (was dockerd restarted?); recreating it"
+    "$KIND" delete cluster --name "$NAME" >/dev/null 2>&1 || true
+  fi
   if cluster_exists; then
     check_existing
     write_kubeconfig || fail "cannot get the kubeconfig of cluster $NAME"
