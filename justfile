@@ -37,12 +37,12 @@ suite *ARGS: images
 
 # Unit tests and the API-server tier (a real kube-apiserver in a container).
 test: images-tier
-    cargo test --locked --features testkit
+    cargo test --locked --features testkit --lib --bins --test apiserver
+    cargo test --locked -p breakfix-workload
     just testkit-reap
 
 # End-to-end tests on a real kind cluster.
 e2e: cluster
-    cargo build --locked --release
     cargo test --locked --features testkit --test e2e -- --test-threads=1
 
 # What CI runs: lint, the fast tier, then the kind tier.
