@@ -4,5 +4,11 @@
 
 mod cli;
 mod cluster;
+mod cron_job_storm;
+mod generic;
+mod image_typo;
+mod node_loss;
+mod selector_mismatch;
 mod slos;
 mod support;
+mod trial;

@@ -54,6 +54,10 @@ pub struct ClusterRecord {
     pub context: Option<String>,
 }
 
+/// How long undoing a [`UndoAction::DeleteTree`] may wait for the owned
+/// objects (and their pods' graceful termination) to be gone.
+pub const DELETE_TREE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// How to undo one mutation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
@@ -68,6 +72,13 @@ pub enum UndoAction {
     },
     /// Start a stopped kind node container again.
     StartNode { container: String },
+    /// Delete an object the run created together with everything it owns
+    /// (Jobs a CronJob spawned, their Pods), and wait until all of it is gone.
+    DeleteTree {
+        target: ObjectRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
+    },
 }
 
 impl UndoAction {
@@ -80,6 +91,7 @@ impl UndoAction {
             },
             Self::Delete { target, .. } => format!("delete {target}"),
             Self::StartNode { container } => format!("start node container {container}"),
+            Self::DeleteTree { target, .. } => format!("delete {target} and what it spawned"),
         }
     }
 
@@ -91,6 +103,9 @@ impl UndoAction {
             }
             Self::Delete { target, uid } => {
                 kobj::delete_if_present(client, target, uid.as_deref()).await?;
+            }
+            Self::DeleteTree { target, uid } => {
+                kobj::delete_tree(client, target, uid.as_deref(), DELETE_TREE_TIMEOUT).await?;
             }
             Self::StartNode { container } => {
                 let out = tokio::process::Command::new("docker")
@@ -332,7 +347,9 @@ impl JournalState {
         })
     }
 
-    /// Every journal in `dir` with undo work left, oldest first.
+    /// Every journal in `dir` with undo work left, newest first: the order to
+    /// replay them in, since a later run's snapshot may contain an earlier
+    /// run's fault only if the earlier one was never reverted.
     pub fn unfinished_in(dir: &Path) -> Result<Vec<Self>, JournalError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -355,7 +372,7 @@ impl JournalState {
                 out.push(state);
             }
         }
-        out.sort_by_key(|s| s.started);
+        out.sort_by_key(|s| std::cmp::Reverse(s.started));
         Ok(out)
     }
 

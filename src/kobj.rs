@@ -27,6 +27,16 @@ pub enum ObjectError {
     Unnamed(String),
     #[error("cannot encode object: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("{target} and what it owns were not gone after {waited:?}")]
+    StillThere {
+        target: ObjectRef,
+        waited: std::time::Duration,
+    },
+    #[error("watching {target} for its deletion: {source}")]
+    Wait {
+        target: ObjectRef,
+        source: kube::runtime::wait::Error,
+    },
 }
 
 /// Identifies one object: apiVersion, kind, namespace (if namespaced), name.
@@ -210,6 +220,52 @@ pub async fn delete_if_present(
         Err(source) => Err(ObjectError::Api {
             target: target.clone(),
             source,
+        }),
+    }
+}
+
+/// Deletes `target` with foreground propagation (if it exists, and when
+/// `uid` is given only if it is that same object) and waits until it is
+/// gone. Foreground deletion keeps the owner until the garbage collector has
+/// removed every dependent that blocks it (a CronJob's Jobs, their Pods), so
+/// "gone" means the whole tree is gone. Returns whether it deleted anything.
+pub async fn delete_tree(
+    client: &Client,
+    target: &ObjectRef,
+    uid: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<bool, ObjectError> {
+    let api = api_for(client, target).await?;
+    let wrap = |source| ObjectError::Api {
+        target: target.clone(),
+        source,
+    };
+    let Some(live) = api.get_opt(&target.name).await.map_err(wrap)? else {
+        return Ok(false);
+    };
+    let live_uid = live.metadata.uid.clone().unwrap_or_default();
+    if uid.is_some_and(|u| u != live_uid) {
+        return Ok(false);
+    }
+    match api.delete(&target.name, &DeleteParams::foreground()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
+        Err(source) => return Err(wrap(source)),
+    }
+    let gone = kube::runtime::wait::await_condition(
+        api,
+        &target.name,
+        kube::runtime::wait::conditions::is_deleted(&live_uid),
+    );
+    match tokio::time::timeout(timeout, gone).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(source)) => Err(ObjectError::Wait {
+            target: target.clone(),
+            source,
+        }),
+        Err(_) => Err(ObjectError::StillThere {
+            target: target.clone(),
+            waited: timeout,
         }),
     }
 }

@@ -94,6 +94,25 @@ pub enum SteadyCheck {
     /// A Deployment outside the manifests (CoreDNS, say) is fully rolled out
     /// and available: every replica updated, ready and available.
     Deployment(DeploymentReady),
+    /// Every node of the cluster is Ready (written `- nodesReady`): for
+    /// baselines a node-level fault runs against, so recovery includes the
+    /// lost node coming back.
+    NodesReady,
+    /// At least `min` ready endpoints behind a Service (in the baseline
+    /// namespace, or `namespace`): the clients' view, which a Deployment's
+    /// status alone does not give (a selector or port mistake leaves every
+    /// pod Ready).
+    ServiceEndpoints(ServiceEndpoints),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceEndpoints {
+    pub service: Name,
+    #[serde(default = "one")]
+    pub min: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Name>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

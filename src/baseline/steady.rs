@@ -7,6 +7,7 @@ use futures::{StreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
 
@@ -45,6 +46,12 @@ pub enum Check {
     },
     /// Every node in the cluster is Ready.
     NodesReady,
+    /// At least `min` ready endpoints behind a Service.
+    ServiceEndpoints {
+        namespace: String,
+        service: String,
+        min: u32,
+    },
 }
 
 impl std::fmt::Display for Check {
@@ -61,6 +68,14 @@ impl std::fmt::Display for Check {
                 write!(f, "{min}+ ready pods -l {selector} -n {namespace}")
             }
             Self::NodesReady => write!(f, "all nodes Ready"),
+            Self::ServiceEndpoints {
+                namespace,
+                service,
+                min,
+            } => write!(
+                f,
+                "{min}+ ready endpoints behind service/{service} -n {namespace}"
+            ),
         }
     }
 }
@@ -95,6 +110,16 @@ impl SteadyState {
         }
         for check in &baseline.spec.steady_state.checks {
             match check {
+                SteadyCheck::NodesReady => checks.push(Check::NodesReady),
+                SteadyCheck::ServiceEndpoints(e) => checks.push(Check::ServiceEndpoints {
+                    namespace: e
+                        .namespace
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| default_ns.clone()),
+                    service: e.service.to_string(),
+                    min: e.min,
+                }),
                 SteadyCheck::Deployment(d) => checks.push(Check::Deployment {
                     namespace: d.namespace.to_string(),
                     name: d.name.to_string(),
@@ -222,6 +247,28 @@ fn check_stream(
                 Ok((ready >= min, format!("{label}: {ready} ready")))
             })
             .boxed()
+        }
+        Check::ServiceEndpoints {
+            namespace,
+            service,
+            min,
+        } => {
+            let api: Api<EndpointSlice> = Api::namespaced(client.clone(), &namespace);
+            let cfg = watcher::Config::default().labels(&format!(
+                "{}={service}",
+                crate::detect::endpoints::SERVICE_NAME_LABEL
+            ));
+            let (reader, writer) = reflector::store();
+            reflector(writer, watcher(api, cfg))
+                .default_backoff()
+                .map(move |event| {
+                    event?;
+                    let slices: Vec<EndpointSlice> =
+                        reader.state().iter().map(|s| (**s).clone()).collect();
+                    let ready = crate::detect::endpoints::ready_endpoints(&slices) as u32;
+                    Ok((ready >= min, format!("{label}: {ready} ready")))
+                })
+                .boxed()
         }
         Check::NodesReady => {
             let api: Api<Node> = Api::all(client.clone());

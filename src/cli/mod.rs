@@ -238,15 +238,94 @@ fn list(json: bool) -> u8 {
         );
         return 0;
     }
+    print!("{}", render_catalogue(&entries, LIST_WIDTH));
+    0
+}
+
+/// Width `breakfix list` wraps its text at.
+const LIST_WIDTH: usize = 100;
+
+/// The catalogue as `breakfix list` prints it: one block per fault, its
+/// text wrapped at `width` under a hanging label.
+fn render_catalogue(entries: &[breakfix::fault::CatalogueEntry], width: usize) -> String {
+    use breakfix::detect::SignalKind;
+    let mut out = format!(
+        "{} faults (keys under `spec.fault`; `breakfix schema` lists their settings)\n\n",
+        entries.len()
+    );
     for e in entries {
-        let signals: Vec<String> = e.signals.iter().map(ToString::to_string).collect();
-        println!(
-            "{}\n  what:    {}\n  signals: {}\n  story:   {}\n",
-            e.fault,
-            e.what,
-            signals.join(", "),
-            e.story
+        let signals = if e.signals == SignalKind::ALL {
+            "any: list the ones you expect in spec.expect.signals".to_string()
+        } else {
+            e.signals
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(e.fault);
+        out.push('\n');
+        for (label, text) in [("what", e.what), ("signals", &signals), ("story", e.story)] {
+            out.push_str(&wrap_labelled(label, text, width));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `  label    text…` with the text word-wrapped at `width`, continuation
+/// lines indented under the text.
+fn wrap_labelled(label: &str, text: &str, width: usize) -> String {
+    let indent = 11;
+    let mut out = format!("  {label:<8} ");
+    let mut column = indent;
+    for word in text.split_whitespace() {
+        if column > indent && column + 1 + word.chars().count() > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            column = indent;
+        } else if column > indent {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += word.chars().count();
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn long_text_wraps_under_its_label() {
+        let text = wrap_labelled("what", "one two three four five six", 22);
+        assert_eq!(
+            text,
+            "  what     one two\n           three four\n           five six\n"
         );
     }
-    0
+
+    #[test]
+    fn every_fault_is_listed_and_open_ended_signals_say_so() {
+        let entries = breakfix::fault::catalogue();
+        let text = render_catalogue(&entries, LIST_WIDTH);
+        for e in &entries {
+            assert!(
+                text.contains(&format!("\n{}\n", e.fault)),
+                "{} missing",
+                e.fault
+            );
+        }
+        assert!(
+            text.contains("signals  any: list the ones you expect"),
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| l.chars().count() <= LIST_WIDTH),
+            "{text}"
+        );
+    }
 }

@@ -70,6 +70,27 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         SignalKind::PodGone => format!(
             "{kind} {name} was deleted; its controller should replace it (check who deleted it)"
         ),
+        SignalKind::PodSurge => format!(
+            "jobs and pods are piling up in {namespace} ({kind} {name}): something creates them faster than they finish, as a CronJob with concurrencyPolicy Allow and jobs slower than its schedule does; stop it, then cap it with a ResourceQuota on pod count"
+        ),
+        SignalKind::QuotaExceeded => format!(
+            "{kind} {name} could not create what it wanted: a ResourceQuota in {namespace} is exhausted; if a runaway (a CronJob storm) hit it, the quota is containing it as designed, otherwise the quota is too small"
+        ),
+        SignalKind::Unschedulable => format!(
+            "{kind} {name} is Pending: no node can take it (requests larger than what is free, taints, affinity); the cluster is full or the pod asks for too much"
+        ),
+        SignalKind::NodeNotReady if kind == "node" => format!(
+            "node {name} stopped reporting (machine or kubelet gone); its pods are evicted once their unreachable toleration runs out (300s unless set) and rescheduled where they fit"
+        ),
+        SignalKind::NodeNotReady => {
+            format!("{kind} {name} runs on a node that is not Ready; it may be gone with the node")
+        }
+        SignalKind::CanaryFailing => format!(
+            "canary {kind} {name} fails its checks: clients of what it calls see errors now, whatever pod status says"
+        ),
+        SignalKind::RolloutStalled => format!(
+            "{kind} {name}'s rollout made no progress within its progressDeadlineSeconds: the new ReplicaSet's pods never become available (the old ones keep serving only as far as maxUnavailable allows)"
+        ),
         other => format!("{kind} {name}: {}", other.describe()),
     };
     let mut evidence = vec![format!(
@@ -157,6 +178,43 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
                 "kubectl get events -n {namespace} --field-selector reason=Killing"
             ));
             next_steps.push(format!("kubectl get replicasets -n {namespace}"));
+        }
+        SignalKind::PodSurge | SignalKind::QuotaExceeded => {
+            next_steps.push(format!("kubectl get cronjobs,jobs -n {namespace}"));
+            next_steps.push(format!(
+                "kubectl get pods -n {namespace} --field-selector=status.phase=Pending"
+            ));
+            next_steps.push(format!("kubectl describe resourcequota -n {namespace}"));
+            next_steps.push(format!(
+                "kubectl patch cronjob <name> -n {namespace} -p '{{\"spec\":{{\"suspend\":true}}}}'"
+            ));
+        }
+        SignalKind::Unschedulable => {
+            next_steps.push("kubectl describe nodes | grep -A8 'Allocated resources'".into());
+            next_steps.push(format!(
+                "kubectl get pods -n {namespace} --field-selector=status.phase=Pending"
+            ));
+        }
+        SignalKind::NodeNotReady => {
+            next_steps.push("kubectl get nodes -o wide".into());
+            if kind == "node" {
+                next_steps.push(format!(
+                    "kubectl get pods -A -o wide --field-selector spec.nodeName={name}"
+                ));
+            }
+        }
+        SignalKind::CanaryFailing => {
+            next_steps.push(format!("kubectl logs {name} -n {namespace} --tail=20"));
+            next_steps.push(format!(
+                "kubectl get services,endpointslices -n {namespace} -o wide"
+            ));
+        }
+        SignalKind::RolloutStalled => {
+            next_steps.push(format!(
+                "kubectl rollout status {kind}/{name} -n {namespace}"
+            ));
+            next_steps.push(format!("kubectl get replicasets -n {namespace} -o wide"));
+            next_steps.push(format!("kubectl rollout undo {kind}/{name} -n {namespace}"));
         }
         _ => {}
     }
@@ -258,6 +316,58 @@ mod tests {
         #[case] next_step_says: &str,
     ) {
         let d = diagnose(&observation(kind, "pod/app-1", message), "mounts");
+        assert!(d.summary.contains(summary_says), "{}", d.summary);
+        assert!(
+            d.next_steps.iter().any(|s| s.contains(next_step_says)),
+            "{:?}",
+            d.next_steps
+        );
+    }
+
+    #[rstest]
+    #[case::surge(
+        SignalKind::PodSurge,
+        "cronjob/storm",
+        "CronJob with concurrencyPolicy Allow",
+        "suspend"
+    )]
+    #[case::quota(
+        SignalKind::QuotaExceeded,
+        "job/storm-1-29",
+        "quota is containing it",
+        "describe resourcequota"
+    )]
+    #[case::pending(
+        SignalKind::Unschedulable,
+        "pod/storm-1-29-x",
+        "is Pending",
+        "Allocated resources"
+    )]
+    #[case::lost_node(
+        SignalKind::NodeNotReady,
+        "node/worker",
+        "node worker stopped reporting",
+        "spec.nodeName=worker"
+    )]
+    #[case::canary(
+        SignalKind::CanaryFailing,
+        "pod/http-canary-1",
+        "clients of what it calls see errors",
+        "endpointslices"
+    )]
+    #[case::stalled(
+        SignalKind::RolloutStalled,
+        "deployment/web",
+        "progressDeadlineSeconds",
+        "rollout undo deployment/web"
+    )]
+    fn storms_nodes_canaries_and_rollouts_get_their_own_reading(
+        #[case] kind: SignalKind,
+        #[case] object: &str,
+        #[case] summary_says: &str,
+        #[case] next_step_says: &str,
+    ) {
+        let d = diagnose(&observation(kind, object, "message"), "shop");
         assert!(d.summary.contains(summary_says), "{}", d.summary);
         assert!(
             d.next_steps.iter().any(|s| s.contains(next_step_says)),

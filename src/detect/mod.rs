@@ -6,13 +6,17 @@
 //! cluster says the condition began (event or condition timestamp), so the
 //! harness's own latency is visible.
 
+pub mod broad;
 pub mod canary;
 pub mod classify;
 pub mod diagnose;
 pub mod endpoints;
 pub mod gone;
+pub mod nodes;
 pub mod probe;
+pub mod selector;
 mod signal;
+pub mod surge;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -59,6 +59,62 @@ pub enum SignalKind {
 }
 
 impl SignalKind {
+    /// Every signal breakfix knows, in declaration order (for faults whose
+    /// signals are whatever the user names, such as the generic primitives).
+    pub const ALL: &'static [SignalKind] = &[
+        Self::ErrImagePull,
+        Self::ImagePullBackOff,
+        Self::InvalidImageName,
+        Self::CrashLoopBackOff,
+        Self::OOMKilled,
+        Self::Restarted,
+        Self::Unready,
+        Self::EndpointsEmpty,
+        Self::CreateContainerConfigError,
+        Self::FailedMount,
+        Self::Unschedulable,
+        Self::Forbidden,
+        Self::DnsFailures,
+        Self::CanaryFailing,
+        Self::QuotaExceeded,
+        Self::PodSurge,
+        Self::PodGone,
+        Self::NodeNotReady,
+        Self::RolloutStalled,
+        Self::LivenessFailed,
+        Self::StartupFailed,
+        Self::ProbeTimeout,
+    ];
+
+    /// Where the signal sits in [`Self::ALL`]. The match is exhaustive, so a
+    /// new variant does not compile until it is added there too.
+    pub const fn position(self) -> usize {
+        match self {
+            Self::ErrImagePull => 0,
+            Self::ImagePullBackOff => 1,
+            Self::InvalidImageName => 2,
+            Self::CrashLoopBackOff => 3,
+            Self::OOMKilled => 4,
+            Self::Restarted => 5,
+            Self::Unready => 6,
+            Self::EndpointsEmpty => 7,
+            Self::CreateContainerConfigError => 8,
+            Self::FailedMount => 9,
+            Self::Unschedulable => 10,
+            Self::Forbidden => 11,
+            Self::DnsFailures => 12,
+            Self::CanaryFailing => 13,
+            Self::QuotaExceeded => 14,
+            Self::PodSurge => 15,
+            Self::PodGone => 16,
+            Self::NodeNotReady => 17,
+            Self::RolloutStalled => 18,
+            Self::LivenessFailed => 19,
+            Self::StartupFailed => 20,
+            Self::ProbeTimeout => 21,
+        }
+    }
+
     /// One line on what the signal means, for `breakfix list` and reports.
     pub fn describe(self) -> &'static str {
         match self {
@@ -91,5 +147,27 @@ impl SignalKind {
 impl fmt::Display for SignalKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SignalKind;
+
+    #[test]
+    fn all_lists_every_signal_once_at_its_position() {
+        for (i, kind) in SignalKind::ALL.iter().enumerate() {
+            assert_eq!(kind.position(), i, "{kind} is out of place in ALL");
+        }
+        // The schema enumerates every variant, so a variant missing from ALL shows here.
+        let schema = serde_json::to_value(schemars::schema_for!(SignalKind)).unwrap();
+        let declared: Vec<String> = schema["oneOf"]
+            .as_array()
+            .expect("SignalKind's schema is a oneOf of documented constants")
+            .iter()
+            .map(|v| v["const"].as_str().unwrap().to_string())
+            .collect();
+        let listed: Vec<String> = SignalKind::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(listed, declared);
     }
 }

@@ -273,6 +273,18 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
             );
         }
     }
+    if spec.expected_signals().is_empty() {
+        problems.push(
+            at(
+                &["spec", "fault"],
+                format!(
+                    "fault `{}` has no signals of its own; what it breaks depends on what you change",
+                    spec.fault.kind()
+                ),
+            )
+            .with_help("list the signals you expect it to cause in spec.expect.signals, e.g. `signals: [EndpointsEmpty, CanaryFailing]`"),
+        );
+    }
     if let Err(message) = spec.fault.validate() {
         problems.push(at(
             &["spec", "fault"],

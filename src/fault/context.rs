@@ -115,4 +115,48 @@ impl FaultContext<'_> {
             .intend(&self.experiment, UndoAction::Delete { target, uid: None })?;
         Ok(kobj::apply(&self.client, &obj).await?)
     }
+
+    /// Creates `obj` (labelled with the run) after journaling the deletion of
+    /// it and of everything it will own: for objects that spawn others (a
+    /// CronJob's Jobs and Pods), so the revert leaves none of them behind.
+    pub async fn create_tree(
+        &mut self,
+        mut obj: DynamicObject,
+    ) -> Result<DynamicObject, FaultError> {
+        obj.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(crate::RUN_LABEL.into(), self.run_id.clone());
+        let target = ObjectRef::of(&obj)?;
+        self.journal.intend(
+            &self.experiment,
+            UndoAction::DeleteTree { target, uid: None },
+        )?;
+        Ok(kobj::apply(&self.client, &obj).await?)
+    }
+
+    /// Stops the kind node container `container` (`docker stop`) after
+    /// journaling `docker start` for it. The caller checks that the container
+    /// is a worker node of a kind cluster.
+    pub async fn stop_node(&mut self, container: &str) -> Result<(), FaultError> {
+        self.journal.intend(
+            &self.experiment,
+            UndoAction::StartNode {
+                container: container.to_string(),
+            },
+        )?;
+        let out = tokio::process::Command::new("docker")
+            .args(["stop", container])
+            .output()
+            .await
+            .map_err(|e| FaultError::Command(format!("docker stop {container}: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(FaultError::Command(format!(
+                "docker stop {container}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
 }

@@ -17,8 +17,8 @@ use crate::kobj::ObjectRef;
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
     fault: "imageTypo",
-    what: "changes a container image (tag or repository, app or init container) to one that does not exist",
-    signals: DEFAULT_SIGNALS,
+    what: "changes a container image (tag or repository, app or init container) to one that does not exist; new pods cannot pull it and the rollout stalls while the old ReplicaSet keeps serving",
+    signals: SUPPORTED,
     story: "\"Build, Break, and Survive\" (2025): a one-letter typo in an image tag leaves new pods in ImagePullBackOff while the rollout stalls",
 };
 

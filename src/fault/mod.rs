@@ -7,12 +7,19 @@
 //! sent. Reverting is therefore the same for every fault: replay the journal.
 
 mod context;
+pub mod cron_job_storm;
+pub mod delete;
+pub mod generic;
 pub mod image_typo;
 pub mod memory_squeeze;
 pub mod missing_mount;
+pub mod node_loss;
+pub mod patch;
 pub mod pod_kill;
 pub mod probe_misconfig;
 pub mod rbac_binding_delete;
+pub mod scale;
+pub mod selector_mismatch;
 mod target;
 
 use std::future::Future;
@@ -24,12 +31,18 @@ use crate::detect::{Scope, SignalKind, SignalStream};
 use crate::journal::JournalError;
 use crate::kobj::ObjectError;
 pub use context::FaultContext;
+pub use cron_job_storm::CronJobStorm;
+pub use delete::DeleteObject;
 pub use image_typo::ImageTypo;
 pub use memory_squeeze::MemorySqueeze;
 pub use missing_mount::MissingMount;
+pub use node_loss::NodeLoss;
+pub use patch::PatchObject;
 pub use pod_kill::PodKill;
 pub use probe_misconfig::ProbeMisconfig;
 pub use rbac_binding_delete::RbacBindingDelete;
+pub use scale::Scale;
+pub use selector_mismatch::SelectorMismatch;
 
 /// Errors injecting a fault.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +55,8 @@ pub enum FaultError {
     Target(String),
     #[error("cannot decode {what}: {detail}")]
     Decode { what: String, detail: String },
+    #[error("{0}")]
+    Command(String),
 }
 
 /// What an injection did, and where to look for its signals.
@@ -140,6 +155,12 @@ faults! {
     RbacBindingDelete(RbacBindingDelete) => "rbacBindingDelete", rbac_binding_delete::CATALOGUE;
     MissingMount(MissingMount) => "missingMount", missing_mount::CATALOGUE;
     PodKill(PodKill) => "podKill", pod_kill::CATALOGUE;
+    CronJobStorm(CronJobStorm) => "cronJobStorm", cron_job_storm::CATALOGUE;
+    SelectorMismatch(SelectorMismatch) => "selectorMismatch", selector_mismatch::CATALOGUE;
+    NodeLoss(NodeLoss) => "nodeLoss", node_loss::CATALOGUE;
+    Patch(PatchObject) => "patch", patch::CATALOGUE;
+    Delete(DeleteObject) => "delete", delete::CATALOGUE;
+    Scale(Scale) => "scale", scale::CATALOGUE;
 }
 
 impl FaultSpec {

@@ -4,11 +4,14 @@
 
 mod baseline;
 mod detection;
+mod faults_generic;
 mod faults_memory;
 mod faults_mount;
+mod faults_nodes;
 mod faults_pod_kill;
 mod faults_probe;
 mod faults_rbac;
+mod faults_storm;
 mod journal;
 mod measure;
 mod rbac;

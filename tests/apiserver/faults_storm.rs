@@ -1,0 +1,171 @@
+//! cronJobStorm against a real controller manager: its CronJob controller
+//! really creates the Jobs and its Job controller the Pods (they stay
+//! Pending: this tier has no nodes), a ResourceQuota really refuses them,
+//! and the revert leaves no CronJob, Job or Pod behind.
+//!
+//! The CronJob controller fires at minute boundaries, so each test waits up
+//! to a minute for the first Job.
+
+use std::time::Duration;
+
+use breakfix::detect::{Observation, SignalKind, first_expected, merged, watch_pod_signals};
+use breakfix::fault::cron_job_storm::STORM_LABEL;
+use breakfix::fault::{CronJobStorm, Fault, FaultContext};
+use breakfix::journal::JournalState;
+use breakfix::testkit::{self, TestNamespace};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+
+use crate::support;
+
+/// The first minute boundary plus the controllers' work, with room to spare.
+const FIRST_FIRING: Duration = Duration::from_secs(100);
+
+fn storm(ns: &str, parallelism: u32, surge_pods: Option<u32>) -> CronJobStorm {
+    let mut yaml = format!("namespace: {ns}\nparallelism: {parallelism}\njobDuration: 10m\n");
+    if let Some(pods) = surge_pods {
+        yaml.push_str(&format!("surge: {{pods: {pods}}}\n"));
+    }
+    serde_yaml::from_str(&yaml).expect("a cronJobStorm spec")
+}
+
+async fn storm_counts(ns: &TestNamespace) -> (usize, usize, usize) {
+    let lp = ListParams::default().labels(&format!("{STORM_LABEL}=storm"));
+    let cron_jobs = Api::<CronJob>::namespaced(ns.client.clone(), &ns.name)
+        .list(&lp)
+        .await
+        .unwrap()
+        .items
+        .len();
+    let jobs = Api::<Job>::namespaced(ns.client.clone(), &ns.name)
+        .list(&lp)
+        .await
+        .unwrap()
+        .items
+        .len();
+    let pods = Api::<Pod>::namespaced(ns.client.clone(), &ns.name)
+        .list(&lp)
+        .await
+        .unwrap()
+        .items
+        .len();
+    (cron_jobs, jobs, pods)
+}
+
+/// Injects `fault`, waits for `expected`, then reverts; returns what was seen.
+async fn inject_detect_revert(
+    ns: &TestNamespace,
+    fault: &CronJobStorm,
+    expected: SignalKind,
+) -> (Observation, Vec<Observation>, (usize, usize, usize)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = support::journal(dir.path(), "storm-run");
+    let mut ctx = FaultContext {
+        client: ns.client.clone(),
+        journal: &mut journal,
+        experiment: "cron-job-storm".into(),
+        run_id: "storm-run".into(),
+    };
+    let injection = fault.inject(&mut ctx).await.unwrap();
+    let mut sources =
+        vec![watch_pod_signals(&ns.client, &injection.scope, Default::default()).boxed()];
+    sources.extend(injection.extra);
+    let mut seen = Vec::new();
+    let detected = first_expected(merged(sources), &[expected], FIRST_FIRING, |o| {
+        seen.push(o.clone())
+    })
+    .await;
+    let at_detection = storm_counts(ns).await;
+    let errors = journal.revert_all(&ns.client).await;
+    assert!(errors.is_empty(), "revert failed: {errors:?}");
+    assert!(
+        JournalState::read(journal.path())
+            .unwrap()
+            .pending
+            .is_empty(),
+        "every undo is marked done"
+    );
+    let detected = detected.unwrap_or_else(|e| {
+        panic!(
+            "{e}; saw {:?}",
+            seen.iter().map(|o| (o.kind, &o.object)).collect::<Vec<_>>()
+        )
+    });
+    (detected, seen, at_detection)
+}
+
+#[tokio::test]
+async fn the_controllers_spawn_a_pod_surge_and_the_revert_leaves_nothing_behind() {
+    let ns = testkit::namespace("storm").await;
+    let fault = storm(&ns.name, 3, Some(2));
+    assert_eq!(fault.validate(), Ok(()));
+
+    let (surge, _, (cron_jobs, jobs, pods)) =
+        inject_detect_revert(&ns, &fault, SignalKind::PodSurge).await;
+
+    assert_eq!(surge.object, "cronjob/storm");
+    assert!(
+        surge.message.starts_with("3 live pods (3 Pending)"),
+        "{}",
+        surge.message
+    );
+    assert!(surge.since.is_some(), "the crossing pod's creation time");
+    assert_eq!((cron_jobs, jobs), (1, 1), "one CronJob fired once");
+    assert!(pods >= 3, "the Job controller made {pods} pods");
+    assert_eq!(
+        storm_counts(&ns).await,
+        (0, 0, 0),
+        "the revert waits until the CronJob, its Jobs and their Pods are gone"
+    );
+}
+
+#[tokio::test]
+async fn a_pod_quota_caps_the_storm_and_the_refusal_is_the_signal() {
+    let ns = testkit::namespace("storm-quota").await;
+    let quota: ResourceQuota = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pod-count"},
+        "spec": {"hard": {"pods": "2"}},
+    }))
+    .unwrap();
+    Api::<ResourceQuota>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &quota)
+        .await
+        .unwrap();
+    // The quota controller must have computed usage before it can refuse.
+    let quotas: Api<ResourceQuota> = Api::namespaced(ns.client.clone(), &ns.name);
+    let counted =
+        kube::runtime::wait::await_condition(quotas, "pod-count", |q: Option<&ResourceQuota>| {
+            q.and_then(|q| q.status.as_ref())
+                .and_then(|s| s.used.as_ref())
+                .is_some()
+        });
+    tokio::time::timeout(Duration::from_secs(30), counted)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let fault = storm(&ns.name, 4, None);
+    let (refused, seen, (_, _, pods)) =
+        inject_detect_revert(&ns, &fault, SignalKind::QuotaExceeded).await;
+
+    assert_eq!(refused.reason, "FailedCreate");
+    assert!(
+        refused.message.contains("exceeded quota: pod-count"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.object.starts_with("job/storm-1-"),
+        "{}",
+        refused.object
+    );
+    assert!(pods <= 2, "the quota let {pods} storm pods in");
+    assert!(
+        seen.iter().all(|o| o.kind != SignalKind::PodSurge),
+        "capped at 2 pods, the storm never passes its bound of 4"
+    );
+    assert_eq!(storm_counts(&ns).await, (0, 0, 0));
+}
