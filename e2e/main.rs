@@ -5,6 +5,10 @@
 mod cli;
 mod cluster;
 mod cron_job_storm;
+mod faults_mount;
+mod faults_pod_kill;
+mod faults_probe;
+mod faults_rbac;
 mod generic;
 mod image_typo;
 mod node_loss;

@@ -190,6 +190,27 @@ pub fn event_finding(event: &Event) -> Option<Finding> {
     })
 }
 
+/// The latest time an Event says its condition occurred. The kubelet
+/// repeats an event by bumping `count` and `lastTimestamp` (or
+/// `series.lastObservedTime`) on the same object, so a repetition after
+/// injection is news even when the first occurrence was not.
+pub fn event_last_seen(event: &Event) -> Option<Timestamp> {
+    event
+        .series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event_time(event))
+}
+
+/// Whether an Event happened at or after `not_before`. core/v1 Events carry
+/// whole seconds, so `not_before` is compared from the start of its second:
+/// an event in the same second as the injection counts.
+pub fn event_is_new(event: &Event, not_before: Timestamp) -> bool {
+    let floor = Timestamp::from_second(not_before.as_second()).unwrap_or(not_before);
+    event_last_seen(event).is_some_and(|t| t >= floor)
+}
+
 /// The best timestamp an Event carries: eventTime (µs), else first/last seen.
 pub fn event_time(event: &Event) -> Option<Timestamp> {
     event

@@ -61,6 +61,9 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         SignalKind::StartupFailed => format!(
             "{kind} {name}{container} is killed before it finishes starting: its startup probe allows less time than the app needs"
         ),
+        SignalKind::ReadinessFailed => format!(
+            "{kind} {name}'s readiness probe fails, so it receives no traffic; if every pod fails it, the Service is down"
+        ),
         SignalKind::ProbeTimeout => format!(
             "{kind} {name}'s probe times out: the app answers slower than the probe's timeoutSeconds"
         ),
@@ -69,6 +72,9 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         ),
         SignalKind::PodGone => format!(
             "{kind} {name} was deleted; its controller should replace it (check who deleted it)"
+        ),
+        SignalKind::Restarted => format!(
+            "{kind} {name}{container} restarted; read its previous logs and its liveness probe"
         ),
         SignalKind::PodSurge => format!(
             "jobs and pods are piling up in {namespace} ({kind} {name}): something creates them faster than they finish, as a CronJob with concurrencyPolicy Allow and jobs slower than its schedule does; stop it, then cap it with a ResourceQuota on pod count"
@@ -91,7 +97,6 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         SignalKind::RolloutStalled => format!(
             "{kind} {name}'s rollout made no progress within its progressDeadlineSeconds: the new ReplicaSet's pods never become available (the old ones keep serving only as far as maxUnavailable allows)"
         ),
-        other => format!("{kind} {name}: {}", other.describe()),
     };
     let mut evidence = vec![format!(
         "{} on {}{container}: {}",
@@ -130,6 +135,7 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         SignalKind::LivenessFailed
         | SignalKind::StartupFailed
         | SignalKind::ProbeTimeout
+        | SignalKind::ReadinessFailed
         | SignalKind::Unready => {
             next_steps.push(format!(
                 "kubectl get {kind} {name} -n {namespace} -o jsonpath='{{range .spec.containers[*]}}{{.name}}: liveness={{.livenessProbe}} readiness={{.readinessProbe}} startup={{.startupProbe}}{{\"\\n\"}}{{end}}'"
@@ -222,6 +228,52 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         summary,
         evidence,
         next_steps,
+    }
+}
+
+/// Adds what else was seen during detection to `diagnosis`: observations on
+/// the same object (a liveness failure that explains a restart), and
+/// Services left without endpoints. A restart or crash loop explained by a
+/// failing probe gets that cause as its summary.
+pub fn corroborate(diagnosis: &mut Diagnosis, detection: &Observation, seen: &[Observation]) {
+    let related = seen.iter().filter(|o| {
+        (o.object == detection.object && o.kind != detection.kind)
+            || (o.kind == SignalKind::EndpointsEmpty && o.object != detection.object)
+    });
+    let mut cause = None;
+    for o in related {
+        let line = format!(
+            "also seen: {} on {}: {}",
+            o.kind,
+            o.object,
+            o.message.trim()
+        );
+        if diagnosis.evidence.contains(&line) {
+            continue;
+        }
+        diagnosis.evidence.push(line);
+        if let Some(explained) = probe::explain(&o.message) {
+            if matches!(
+                o.kind,
+                SignalKind::LivenessFailed | SignalKind::ProbeTimeout
+            ) {
+                cause.get_or_insert(explained.clone());
+            }
+            diagnosis.evidence.push(explained);
+        }
+    }
+    if let Some(cause) = cause
+        && matches!(
+            detection.kind,
+            SignalKind::Restarted | SignalKind::CrashLoopBackOff
+        )
+    {
+        let (kind, name) = detection
+            .object
+            .split_once('/')
+            .unwrap_or(("pod", detection.object.as_str()));
+        diagnosis.summary =
+            format!("{kind} {name} is restarted by the kubelet, not crashing by itself: {cause}");
     }
 }
 
@@ -392,9 +444,55 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_explained_by_a_failing_liveness_probe_says_so() {
+        let restarted = observation(SignalKind::Restarted, "pod/api-1", "restart count 0 → 1");
+        let seen = vec![
+            observation(
+                SignalKind::LivenessFailed,
+                "pod/api-1",
+                r#"Liveness probe failed: Get "http://10.244.0.7:8081/healthz": dial tcp 10.244.0.7:8081: connect: connection refused"#,
+            ),
+            observation(
+                SignalKind::LivenessFailed,
+                "pod/api-2",
+                "Liveness probe failed: HTTP probe failed with statuscode: 404",
+            ),
+            observation(
+                SignalKind::EndpointsEmpty,
+                "service/api",
+                "service api has 2 endpoint(s), none ready",
+            ),
+            restarted.clone(),
+        ];
+        let mut d = diagnose(&restarted, "probes");
+        corroborate(&mut d, &restarted, &seen);
+        assert!(
+            d.summary.contains("restarted by the kubelet")
+                && d.summary.contains("nothing listens on the probed port"),
+            "{}",
+            d.summary
+        );
+        assert!(d.evidence.iter().any(|e| e.contains("service/api")));
+        assert!(
+            !d.evidence.iter().any(|e| e.contains("pod/api-2")),
+            "another pod's failure is not this pod's evidence: {:?}",
+            d.evidence
+        );
+    }
+
+    #[test]
+    fn a_restart_with_nothing_else_seen_keeps_its_own_reading() {
+        let restarted = observation(SignalKind::Restarted, "pod/api-1", "restart count 0 → 1");
+        let mut d = diagnose(&restarted, "probes");
+        let before = d.clone();
+        corroborate(&mut d, &restarted, std::slice::from_ref(&restarted));
+        assert_eq!(d, before);
+    }
+
+    #[test]
     fn probe_messages_are_explained() {
         let obs = observation(
-            SignalKind::Unready,
+            SignalKind::ReadinessFailed,
             "pod/api-1",
             "Readiness probe failed: HTTP probe failed with statuscode: 404",
         );

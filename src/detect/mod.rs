@@ -8,6 +8,8 @@
 
 pub mod broad;
 pub mod canary;
+#[cfg(test)]
+mod captured;
 pub mod classify;
 pub mod diagnose;
 pub mod endpoints;
@@ -31,7 +33,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 
 pub use classify::Finding;
-pub use diagnose::{Diagnosis, diagnose};
+pub use diagnose::{Diagnosis, corroborate, diagnose};
 pub use signal::SignalKind;
 
 /// Errors while watching for signals.
@@ -135,11 +137,21 @@ pub fn watch_pod_signals(
     if let Some(sel) = &scope.pod_selector {
         pod_cfg = pod_cfg.labels(sel);
     }
+    // Pods seen being deleted: their containers stop answering probes, and
+    // the kubelet's reports of that say nothing about the probes themselves.
+    let terminating = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let deleting = terminating.clone();
     let pod_stream = watcher(pods, pod_cfg)
         .default_backoff()
         .applied_objects()
         .map_ok(move |pod| {
             let name = pod.name_any();
+            if pod.metadata.deletion_timestamp.is_some() {
+                deleting
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(name.clone());
+            }
             let lookup = |c: &str| {
                 Some(
                     restarts
@@ -161,8 +173,14 @@ pub fn watch_pod_signals(
         .map_ok(move |ev: Event| {
             let about = &ev.involved_object;
             let name = about.name.clone().unwrap_or_default();
+            let probe_of_dying_pod = ev.reason.as_deref() == Some("Unhealthy")
+                && terminating
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .contains(&name);
             let relevant = prefix.as_ref().is_none_or(|p| name.starts_with(p.as_str()))
-                && classify::event_time(&ev).is_some_and(|t| t >= not_before);
+                && classify::event_is_new(&ev, not_before)
+                && !probe_of_dying_pod;
             let kind = about.kind.clone().unwrap_or_default().to_lowercase();
             relevant
                 .then(|| classify::event_finding(&ev))

@@ -51,15 +51,17 @@ pub struct ProbeFailure {
 }
 
 impl ProbeFailure {
-    /// The signal this failure is: a readiness failure makes the pod Unready;
-    /// a liveness or startup probe that times out is [`SignalKind::ProbeTimeout`];
+    /// The signal this failure is: a readiness failure is
+    /// [`SignalKind::ReadinessFailed`] (kept apart from the pod's Unready
+    /// state, which every starting pod shows too); a liveness or startup
+    /// probe that times out is [`SignalKind::ProbeTimeout`];
     /// any other liveness failure is [`SignalKind::LivenessFailed`]. A startup
     /// probe failing for another reason is expected while the app starts (the
     /// kill that follows when its allowance runs out is the signal), so it is
     /// none.
     pub fn signal(&self) -> Option<SignalKind> {
         match (self.probe, &self.cause) {
-            (ProbeType::Readiness, _) => Some(SignalKind::Unready),
+            (ProbeType::Readiness, _) => Some(SignalKind::ReadinessFailed),
             (_, ProbeCause::Timeout) => Some(SignalKind::ProbeTimeout),
             (ProbeType::Liveness, _) => Some(SignalKind::LivenessFailed),
             (ProbeType::Startup, _) => None,
@@ -165,13 +167,13 @@ mod tests {
         "Readiness probe failed: HTTP probe failed with statuscode: 404",
         ProbeType::Readiness,
         ProbeCause::HttpStatus(404),
-        Some(SignalKind::Unready)
+        Some(SignalKind::ReadinessFailed)
     )]
     #[case::readiness_timeout(
         r#"Readiness probe failed: Get "http://10.244.0.9:8080/readyz": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"#,
         ProbeType::Readiness,
         ProbeCause::Timeout,
-        Some(SignalKind::Unready)
+        Some(SignalKind::ReadinessFailed)
     )]
     #[case::starting_up(
         "Startup probe failed: HTTP probe failed with statuscode: 503",

@@ -56,6 +56,9 @@ pub enum SignalKind {
     StartupFailed,
     /// A liveness or startup probe gave up waiting for the app (`timeoutSeconds`).
     ProbeTimeout,
+    /// A started container's readiness probe fails: its pod is taken out of
+    /// its Services' endpoints.
+    ReadinessFailed,
 }
 
 impl SignalKind {
@@ -84,6 +87,7 @@ impl SignalKind {
         Self::LivenessFailed,
         Self::StartupFailed,
         Self::ProbeTimeout,
+        Self::ReadinessFailed,
     ];
 
     /// Where the signal sits in [`Self::ALL`]. The match is exhaustive, so a
@@ -112,6 +116,7 @@ impl SignalKind {
             Self::LivenessFailed => 19,
             Self::StartupFailed => 20,
             Self::ProbeTimeout => 21,
+            Self::ReadinessFailed => 22,
         }
     }
 
@@ -140,6 +145,7 @@ impl SignalKind {
             Self::LivenessFailed => "a liveness probe fails; the container gets restarted",
             Self::StartupFailed => "a container was killed before its startup probe passed",
             Self::ProbeTimeout => "a liveness or startup probe times out waiting for the app",
+            Self::ReadinessFailed => "a readiness probe fails; the pod leaves its Services' endpoints",
         }
     }
 }

@@ -13,7 +13,7 @@
 //! | livenessWrongPort | `Liveness probe failed: … connection refused`, restarts, back-off | Restarted, CrashLoopBackOff |
 //! | livenessWrongPath | `Liveness probe failed: … statuscode: 404`, restarts, back-off | Restarted, CrashLoopBackOff |
 //! | livenessTimeout | `Liveness probe failed: … context deadline exceeded` | ProbeTimeout |
-//! | readinessFailing | `Readiness probe failed: … 404`, pods never Ready, Service empty | Unready, EndpointsEmpty |
+//! | readinessFailing | `Readiness probe failed: … 404`, pods never Ready, Service empty | ReadinessFailed |
 //! | startupTooShort | `Container … failed startup probe, will be restarted` | StartupFailed |
 //! | livenessIsReadiness | under load: Unready, then liveness kills the pods too | Restarted |
 
@@ -41,7 +41,7 @@ pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
         SignalKind::Restarted,
         SignalKind::CrashLoopBackOff,
         SignalKind::ProbeTimeout,
-        SignalKind::Unready,
+        SignalKind::ReadinessFailed,
         SignalKind::EndpointsEmpty,
         SignalKind::StartupFailed,
     ],
@@ -53,6 +53,7 @@ const SUPPORTED: &[SignalKind] = &[
     SignalKind::CrashLoopBackOff,
     SignalKind::LivenessFailed,
     SignalKind::ProbeTimeout,
+    SignalKind::ReadinessFailed,
     SignalKind::Unready,
     SignalKind::EndpointsEmpty,
     SignalKind::StartupFailed,
@@ -89,7 +90,10 @@ impl ProbeMistake {
                 &[SignalKind::Restarted, SignalKind::CrashLoopBackOff]
             }
             Self::LivenessTimeout => &[SignalKind::ProbeTimeout],
-            Self::ReadinessFailing => &[SignalKind::Unready, SignalKind::EndpointsEmpty],
+            // Not EndpointsEmpty or Unready: a Recreate rollout empties the
+            // Service and every starting pod is Unready even when nothing is
+            // wrong; only the failing readiness probe tells this mistake.
+            Self::ReadinessFailing => &[SignalKind::ReadinessFailed],
             Self::StartupTooShort => &[SignalKind::StartupFailed],
             Self::LivenessIsReadiness => &[SignalKind::Restarted],
         }
@@ -571,7 +575,7 @@ mod tests {
     #[rstest]
     #[case(ProbeMistake::LivenessWrongPort, SignalKind::Restarted)]
     #[case(ProbeMistake::LivenessTimeout, SignalKind::ProbeTimeout)]
-    #[case(ProbeMistake::ReadinessFailing, SignalKind::EndpointsEmpty)]
+    #[case(ProbeMistake::ReadinessFailing, SignalKind::ReadinessFailed)]
     #[case(ProbeMistake::StartupTooShort, SignalKind::StartupFailed)]
     fn mistakes_expect_different_signals(
         #[case] mistake: ProbeMistake,

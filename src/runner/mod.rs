@@ -287,7 +287,7 @@ impl<'a> Runner<'a> {
             .map_err(|e| e.to_string())
         })
         .await;
-        for obs in seen {
+        for obs in seen.iter().cloned() {
             let is_expected = expected.contains(&obs.kind);
             t.record_at(
                 obs.seen_at,
@@ -301,7 +301,9 @@ impl<'a> Runner<'a> {
         t.marks.detected = Some(detection.seen_at);
         t.marks.detected_signal = Some(detection.kind);
         t.marks.signal = detection.since;
-        report.diagnosis = Some(diagnose(&detection, &injection.scope.namespace));
+        let mut diagnosis = diagnose(&detection, &injection.scope.namespace);
+        detect::corroborate(&mut diagnosis, &detection, &seen);
+        report.diagnosis = Some(diagnosis);
         report.detection = Some(detection);
 
         if spec.recovery == Recovery::Revert {
