@@ -139,6 +139,14 @@ async fn a_pod_quota_caps_the_storm_and_the_neighbour_namespace_stays_steady() {
         !neighbours.is_empty() && neighbours.iter().all(|n| *n == 1),
         "the neighbour namespace's workload must stay available: {neighbours:?}"
     );
+    for slo in ["blastRadius", "condition/storm-capped-at-quota"] {
+        let verdict = run.report.slos.iter().find(|v| v.slo == slo);
+        assert!(
+            verdict.is_some_and(|v| v.met),
+            "the verdict must say {slo} held: {:#?}",
+            run.report.slos
+        );
+    }
     assert_eq!(leftovers(&client, "shop-quota").await, (0, 0, 0));
     assert_eq!(trial::spec_of(&client, &quota).await, quota_before);
     eprintln!(

@@ -125,11 +125,17 @@ fn pulls_failing_in_init(pods: &[std::sync::Arc<Pod>]) -> i64 {
 
 #[tokio::test]
 async fn a_stalled_rollout_is_reported_by_the_deployment_while_the_old_pods_serve() {
-    old_pods_keep_serving(
+    let run = old_pods_keep_serving(
         "image-typo-rollout-stalled.yaml",
         "shop",
         "web",
         &[SignalKind::RolloutStalled],
     )
     .await;
+    let availability = run.report.slos.iter().find(|v| v.slo == "availability");
+    assert!(
+        availability.is_some_and(|v| v.met),
+        "the http-canary's availability SLO must hold: {:#?}",
+        run.report.slos
+    );
 }
