@@ -68,7 +68,10 @@ async fn web_spec() -> Option<DeploymentSpec> {
 /// test interrupts the run.
 fn slow_experiment(dir: &Path) -> PathBuf {
     edited_experiment(dir, |t| {
-        t.replace("signals: [ErrImagePull, ImagePullBackOff]", "signals: [RolloutStalled]")
+        t.replace(
+            "signals: [ErrImagePull, ImagePullBackOff]",
+            "signals: [RolloutStalled]",
+        )
     })
 }
 

@@ -82,7 +82,7 @@ fn timeline(run: &trial::Run) -> String {
 #[tokio::test]
 async fn a_lost_worker_goes_not_ready_and_comes_back_with_the_workload_whole() {
     on_nodes_cluster(|client| async move {
-        let exp = trial::experiment("multi-node/node-loss.yaml");
+        let exp = trial::experiment("multi-node/1-node-loss.yaml");
         trial::steady_baseline(&client, &exp).await;
         let web = ObjectRef::namespaced("apps/v1", "Deployment", "nodes", "web");
         let before = trial::spec_of(&client, &web).await;
@@ -111,7 +111,7 @@ async fn a_lost_worker_goes_not_ready_and_comes_back_with_the_workload_whole() {
 #[tokio::test]
 async fn the_lost_workers_pod_is_evicted_and_rescheduled_on_the_node_left() {
     on_nodes_cluster(|client| async move {
-        let exp = trial::experiment("multi-node/node-loss-eviction.yaml");
+        let exp = trial::experiment("multi-node/2-node-loss-eviction.yaml");
         trial::steady_baseline(&client, &exp).await;
         // An earlier eviction may have left both pods on the control plane:
         // delete one so the spread puts its replacement on the worker.

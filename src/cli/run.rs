@@ -121,8 +121,11 @@ pub async fn run(args: RunArgs) -> u8 {
     );
 
     let run_id = new_run_id();
-    let mut journal = match Journal::create(&Journal::default_dir(), &run_id, handle.record.clone())
-    {
+    let journal_dir = args
+        .journal_dir
+        .clone()
+        .unwrap_or_else(Journal::default_dir);
+    let mut journal = match Journal::create(&journal_dir, &run_id, handle.record.clone()) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: {e}");

@@ -134,7 +134,12 @@ impl UnreadyCanary {
     /// An observation of `kind` on this pod: `message` first, the canary's
     /// status summary as evidence.
     pub fn observe(&self, kind: SignalKind, reason: &str, message: String) -> Observation {
-        let mut evidence = Vec::new();
+        let namespace = self.pod.namespace().unwrap_or_default();
+        let mut evidence = vec![format!(
+            "canary pod {namespace}/{} is Unready (kubectl describe pod {} -n {namespace})",
+            self.name(),
+            self.name()
+        )];
         match &self.status {
             Ok(status) => evidence.push(status.summary()),
             Err(why) => evidence.push(format!("canary /status unreadable: {why}")),

@@ -54,13 +54,31 @@ fn a_failed_mount_names_the_missing_secret() {
 }
 
 #[rstest]
-#[case("Liveness probe failed: Get \"http://10.244.0.94:8081/healthz\": dial tcp 10.244.0.94:8081: connect: connection refused", Some(SignalKind::LivenessFailed))]
-#[case("Liveness probe failed: HTTP probe failed with statuscode: 404", Some(SignalKind::LivenessFailed))]
-#[case("Liveness probe failed: Get \"http://10.244.0.75:8080/healthz\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)", Some(SignalKind::ProbeTimeout))]
-#[case("Readiness probe failed: HTTP probe failed with statuscode: 404", Some(SignalKind::ReadinessFailed))]
+#[case(
+    "Liveness probe failed: Get \"http://10.244.0.94:8081/healthz\": dial tcp 10.244.0.94:8081: connect: connection refused",
+    Some(SignalKind::LivenessFailed)
+)]
+#[case(
+    "Liveness probe failed: HTTP probe failed with statuscode: 404",
+    Some(SignalKind::LivenessFailed)
+)]
+#[case(
+    "Liveness probe failed: Get \"http://10.244.0.75:8080/healthz\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+    Some(SignalKind::ProbeTimeout)
+)]
+#[case(
+    "Readiness probe failed: HTTP probe failed with statuscode: 404",
+    Some(SignalKind::ReadinessFailed)
+)]
 #[case("Startup probe failed: HTTP probe failed with statuscode: 503", None)]
-#[case("Container api failed liveness probe, will be restarted", Some(SignalKind::LivenessFailed))]
-#[case("Container api failed startup probe, will be restarted", Some(SignalKind::StartupFailed))]
+#[case(
+    "Container api failed liveness probe, will be restarted",
+    Some(SignalKind::LivenessFailed)
+)]
+#[case(
+    "Container api failed startup probe, will be restarted",
+    Some(SignalKind::StartupFailed)
+)]
 #[case("Stopping container api", Some(SignalKind::PodGone))]
 fn the_kubelets_probe_reports_are_told_apart(
     #[case] message: &str,
@@ -95,5 +113,8 @@ fn a_container_over_its_limit_is_oom_killed() {
         .find(|f| f.kind == SignalKind::OOMKilled)
         .expect("OOMKilled");
     assert_eq!(oom.container.as_deref(), Some("main"));
-    assert!(oom.since.is_some(), "the kill's finishedAt is its cluster time");
+    assert!(
+        oom.since.is_some(),
+        "the kill's finishedAt is its cluster time"
+    );
 }

@@ -183,11 +183,20 @@ pub fn event_finding(event: &Event) -> Option<Finding> {
     };
     Some(Finding {
         kind,
-        container: None,
+        container: event_container(event),
         reason,
         message,
         since: event_time(event),
     })
+}
+
+/// The container an event is about: the kubelet names it in the involved
+/// object's field path, `spec.containers{NAME}` or `spec.initContainers{NAME}`.
+fn event_container(event: &Event) -> Option<String> {
+    let path = event.involved_object.field_path.as_deref()?;
+    let start = path.find('{')? + 1;
+    let end = path[start..].find('}')? + start;
+    Some(path[start..end].to_string())
 }
 
 /// The latest time an Event says its condition occurred. The kubelet

@@ -111,12 +111,18 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         evidence.push(explained);
     }
     evidence.extend(obs.evidence.iter().cloned());
-    let mut next_steps = vec![
-        format!("kubectl describe {kind} {name} -n {namespace}"),
-        format!(
-            "kubectl get events -n {namespace} --field-selector involvedObject.name={name} --sort-by=.lastTimestamp"
-        ),
-    ];
+    // A DNS canary only reports the outage; the steps go to CoreDNS (the
+    // canary's own namespace is in the evidence).
+    let mut next_steps = if obs.kind == SignalKind::DnsFailures {
+        Vec::new()
+    } else {
+        vec![
+            format!("kubectl describe {kind} {name} -n {namespace}"),
+            format!(
+                "kubectl get events -n {namespace} --field-selector involvedObject.name={name} --sort-by=.lastTimestamp"
+            ),
+        ]
+    };
     let c = obs
         .container
         .as_deref()

@@ -145,7 +145,9 @@ impl SignalKind {
             Self::LivenessFailed => "a liveness probe fails; the container gets restarted",
             Self::StartupFailed => "a container was killed before its startup probe passed",
             Self::ProbeTimeout => "a liveness or startup probe times out waiting for the app",
-            Self::ReadinessFailed => "a readiness probe fails; the pod leaves its Services' endpoints",
+            Self::ReadinessFailed => {
+                "a readiness probe fails; the pod leaves its Services' endpoints"
+            }
         }
     }
 }

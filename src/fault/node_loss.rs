@@ -59,7 +59,8 @@ const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 pub struct NodeLoss {
     /// The workload whose pods are followed (evictions, rescheduling).
     pub target: DeploymentRef,
-    /// Node to stop; default: the worker running the most of the target's pods.
+    /// Node to stop; default: the worker running the most of the target's
+    /// pods (refused when no worker runs any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
 }
@@ -205,6 +206,12 @@ impl Fault for NodeLoss {
             .iter()
             .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&node_name))
             .count();
+        if on_node == 0 && self.node.is_none() {
+            return Err(FaultError::Target(format!(
+                "no worker runs any of deployment/{name}'s {} pod(s), so losing node/{node_name} would test nothing about it (Kubernetes does not move pods back after a node returns); spread them again, e.g. `kubectl rollout restart deployment/{name} -n {ns}`, or name the node to lose with `node:`",
+                pods.items.len()
+            )));
+        }
         ctx.stop_node(container).await?;
         let scope = Scope {
             namespace: ns.to_string(),

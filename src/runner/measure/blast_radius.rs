@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::baseline::steady::{daemonset_verdict, deployment_verdict, statefulset_verdict};
 use crate::detect::Scope;
@@ -79,10 +79,11 @@ pub struct Recorded {
     pub error: Option<String>,
 }
 
-/// A running blast-radius watch.
+/// A running blast-radius watch; dropping it stops the watch.
 pub struct BlastWatch {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<Recorded>,
+    _stop_on_drop: DropGuard,
 }
 
 impl BlastWatch {
@@ -117,7 +118,11 @@ impl BlastWatch {
             armed_tx,
         ));
         let _ = tokio::time::timeout(INIT_TIMEOUT, armed_rx).await;
-        Self { stop, task }
+        Self {
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+            task,
+        }
     }
 
     /// Stops watching and returns what was recorded between `from` and `to`,

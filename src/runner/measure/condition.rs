@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::experiment::expr::Expr;
 use crate::experiment::slo::ConditionSlo;
@@ -38,7 +38,7 @@ pub struct Recorded {
     pub error: Option<String>,
 }
 
-/// A running condition watch.
+/// A running condition watch; dropping it stops the watch.
 pub struct ConditionWatch {
     name: String,
     object: String,
@@ -46,6 +46,7 @@ pub struct ConditionWatch {
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<Recorded>>,
     error: Option<String>,
+    _stop_on_drop: DropGuard,
 }
 
 impl ConditionWatch {
@@ -60,6 +61,7 @@ impl ConditionWatch {
             stop: stop.clone(),
             task: None,
             error: None,
+            _stop_on_drop: stop.clone().drop_guard(),
         };
         let target = ObjectRef {
             api_version: spec.object.api_version.clone(),

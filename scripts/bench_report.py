@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Summarizes a scripts/bench.sh output folder as Markdown (stdout).
+
+Reads what the parts left: latency.json (benches/harness.rs latency),
+repeat.json (breakfix's JSON report of the --repeat run), compare.jsonl plus
+per-round <tag>.time (/usr/bin/time -v), <tag>.reference.jsonl (Kubernetes'
+own timing of the round), breakfix-N.json and ctk-N.journal.json (verdicts).
+Standard library only.
+"""
+
+import json
+import math
+import re
+import statistics
+import sys
+from datetime import datetime
+from pathlib import Path
+
+
+def ts(value):
+    """RFC 3339 with up to nanoseconds → seconds since the epoch (float)."""
+    if value is None:
+        return None
+    m = re.match(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", value)
+    if not m:
+        raise ValueError(f"not a timestamp: {value}")
+    base = datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(3) == "Z" else m.group(3)))
+    return base.timestamp() + (float(m.group(2)) if m.group(2) else 0.0)
+
+
+def nearest_rank(values, p):
+    v = sorted(values)
+    if not v:
+        return None
+    rank = math.ceil(p * len(v))
+    return v[min(max(rank, 1), len(v)) - 1]
+
+
+def fmt_ms(v):
+    if v is None:
+        return "–"
+    if abs(v) >= 10_000:
+        return f"{v / 1000:.1f} s"
+    if abs(v) >= 1000:
+        return f"{v / 1000:.2f} s"
+    return f"{v:.0f} ms" if abs(v) >= 10 else f"{v:.1f} ms"
+
+
+def fmt_mib(kib):
+    return "–" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def parse_time_v(path):
+    out = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.strip().partition(": ")
+        out[key] = value
+    return {
+        "user_s": float(out.get("User time (seconds)", "nan")),
+        "sys_s": float(out.get("System time (seconds)", "nan")),
+        "max_rss_kib": int(out.get("Maximum resident set size (kbytes)", "0")),
+    }
+
+
+def latency_section(folder):
+    path = folder / "latency.json"
+    if not path.exists():
+        return []
+    doc = json.loads(path.read_text())
+    s = doc["summary"]
+    lines = [
+        "### (a) Harness latency: signal in the cluster → breakfix reports it",
+        "",
+        f"{s['all']['injected']} signals injected, {s['all']['missed']} missed "
+        "(not reported within 10 s). Milliseconds; nearest-rank percentiles.",
+        "",
+        "| signal source | n | measured from | p50 | p90 | p95 | p99 | max |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    labels = {"event": "events.k8s.io Event (BackOff)", "podStatus": "pod status (waiting: ImagePullBackOff)", "all": "all"}
+    for source in ("event", "podStatus", "all"):
+        for key, what in (
+            ("fromSendMs", "write sent (upper bound)"),
+            ("fromAckMs", "write acknowledged (lower bound)"),
+            ("breakfixMinusReferenceMs", "bare watcher received it (breakfix's own processing)"),
+        ):
+            st = s[source].get(key)
+            if not st:
+                continue
+            lines.append(
+                f"| {labels[source]} | {st['n']} | {what} | {st['p50']} | {st['p90']} | {st['p95']} | {st['p99']} | {st['max']} |"
+            )
+    rt = s["all"].get("writeRoundTripMs")
+    if rt:
+        lines += ["", f"The writes themselves took p50 {rt['p50']} ms, p95 {rt['p95']} ms (send → acknowledgement)."]
+    p95 = s["all"]["fromSendMs"]["p95"] if s["all"].get("fromSendMs") else None
+    if p95 is not None:
+        verdict = "meets" if p95 < 250 else "misses"
+        lines += ["", f"**Target p95 < 250 ms: {verdict}** (p95 {p95} ms, measured from the write being sent)."]
+    return lines + [""]
+
+
+def repeat_section(folder):
+    path = folder / "repeat.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    exp = report["experiments"][0]
+    lat, det, rec = [], [], []
+    sources = {"since": 0, "none": 0}
+    for t in exp["trials"]:
+        m = t["marks"]
+        if m.get("injected") and m.get("detected"):
+            det.append((ts(m["detected"]) - ts(m["injected"])) * 1000)
+        if m.get("recovered") and (m.get("reverted") or m.get("injected")):
+            rec.append((ts(m["recovered"]) - ts(m.get("reverted") or m["injected"])) * 1000)
+        if m.get("signal") and m.get("detected"):
+            lat.append(max(0.0, (ts(m["detected"]) - ts(m["signal"])) * 1000))
+            sources["since"] += 1
+        else:
+            sources["none"] += 1
+    lines = [
+        f"### (a′) `breakfix run --repeat {len(exp['trials'])}`: the image-typo experiment, real signals",
+        "",
+        f"Outcome **{exp['outcome']}**{' (flaky)' if exp.get('flaky') else ''}. "
+        "Per-trial times from the JSON report's `marks`.",
+        "",
+        "| measure | n | min | p50 | p95 | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, values in (
+        ("time to detect (injected → detected)", det),
+        ("time to recover (reverted → recovered)", rec),
+        ("harness latency (marks.signal → marks.detected)", lat),
+    ):
+        if values:
+            lines.append(
+                f"| {name} | {len(values)} | {fmt_ms(min(values))} | {fmt_ms(nearest_rank(values, .5))} | "
+                f"{fmt_ms(nearest_rank(values, .95))} | {fmt_ms(max(values))} |"
+            )
+    lines += [
+        "",
+        f"{sources['since']} of {len(exp['trials'])} detections carried a cluster timestamp (`marks.signal`); "
+        "the kubelet's events and conditions have one-second precision, so these latencies are "
+        "bounded by that rounding (clamped at 0), unlike part (a).",
+        "",
+    ]
+    return lines
+
+
+def compare_section(folder):
+    path = folder / "compare.jsonl"
+    if not path.exists():
+        return []
+    rounds = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    per_tool = {"breakfix": [], "ctk": []}
+    for r in rounds:
+        tool, _, n = r["tag"].rpartition("-")
+        tv = parse_time_v(folder / f"{r['tag']}.time")
+        ref_path = folder / f"{r['tag']}.reference.jsonl"
+        ref = None
+        if ref_path.exists() and ref_path.read_text().strip():
+            ref = json.loads(ref_path.read_text().splitlines()[-1])
+        k8s_ms = None
+        if ref and all(ref.get(k) for k in ("patched", "signal", "restored", "steady")):
+            k8s_ms = ((ts(ref["signal"]) - ts(ref["patched"])) + (ts(ref["steady"]) - ts(ref["restored"]))) * 1000
+        wall_ms = r["wallNs"] / 1e6
+        verdict = "?"
+        if tool == "breakfix":
+            rep = folder / f"breakfix-{n}.json"
+            if rep.exists():
+                verdict = json.loads(rep.read_text())["experiments"][0]["outcome"]
+        else:
+            journal = folder / f"ctk-{n}.journal.json"
+            if journal.exists():
+                j = json.loads(journal.read_text())
+                verdict = j.get("status", "?") + ("" if j.get("steady_states", {}).get("after", {}).get("steady_state_met", True) else " (deviated)")
+        per_tool[tool].append(
+            {
+                "round": int(n),
+                "exit": r["exit"],
+                "verdict": verdict,
+                "wall_ms": wall_ms,
+                "k8s_ms": k8s_ms,
+                "overhead_ms": None if k8s_ms is None else wall_ms - k8s_ms,
+                "cpu_ms": (tv["user_s"] + tv["sys_s"]) * 1000,
+                "rss_kib": tv["max_rss_kib"],
+                "cg_mem_kib": None if r.get("cgroupMemPeakBytes") is None else r["cgroupMemPeakBytes"] / 1024,
+                "cg_cpu_ms": None if r.get("cgroupCpuNs") is None else r["cgroupCpuNs"] / 1e6,
+            }
+        )
+
+    def med(tool, key):
+        values = [x[key] for x in per_tool[tool] if x[key] is not None]
+        return statistics.median(values) if values else None
+
+    def ratio(key):
+        a, b = med("ctk", key), med("breakfix", key)
+        if a is None or b is None or b <= 0:
+            return "–"
+        return f"{a / b:.1f}×"
+
+    lines = [
+        "### (b, c) image-typo, breakfix and Chaos Toolkit side by side",
+        "",
+        f"{len(per_tool['breakfix'])} rounds per tool on the same cluster, alternating which goes first. "
+        "Medians over rounds; the ratio is Chaos Toolkit ÷ breakfix (higher: breakfix better).",
+        "",
+        "| measure | breakfix | Chaos Toolkit | ratio |",
+        "|---|---|---|---|",
+        f"| time to verdict (process start → exit) | {fmt_ms(med('breakfix', 'wall_ms'))} | {fmt_ms(med('ctk', 'wall_ms'))} | {ratio('wall_ms')} |",
+        f"| Kubernetes' own time in the round (reference watcher) | {fmt_ms(med('breakfix', 'k8s_ms'))} | {fmt_ms(med('ctk', 'k8s_ms'))} | – |",
+        f"| **overhead beyond Kubernetes' own timing** | {fmt_ms(med('breakfix', 'overhead_ms'))} | {fmt_ms(med('ctk', 'overhead_ms'))} | {ratio('overhead_ms')} |",
+        f"| CPU time, user + system (`time -v`, with children) | {fmt_ms(med('breakfix', 'cpu_ms'))} | {fmt_ms(med('ctk', 'cpu_ms'))} | {ratio('cpu_ms')} |",
+        f"| peak RSS (`time -v`) | {fmt_mib(med('breakfix', 'rss_kib'))} | {fmt_mib(med('ctk', 'rss_kib'))} | {ratio('rss_kib')} |",
+    ]
+    if med("breakfix", "cg_cpu_ms") is not None:
+        lines += [
+            f"| CPU time (cgroup cpuacct, whole process tree) | {fmt_ms(med('breakfix', 'cg_cpu_ms'))} | {fmt_ms(med('ctk', 'cg_cpu_ms'))} | {ratio('cg_cpu_ms')} |",
+            f"| peak memory (cgroup, incl. page cache) | {fmt_mib(med('breakfix', 'cg_mem_kib'))} | {fmt_mib(med('ctk', 'cg_mem_kib'))} | {ratio('cg_mem_kib')} |",
+        ]
+    lines += ["", "Per round:", "", "| tool | round | verdict | exit | wall | k8s | overhead | CPU | peak RSS |", "|---|---|---|---|---|---|---|---|---|"]
+    for tool in ("breakfix", "ctk"):
+        for x in sorted(per_tool[tool], key=lambda x: x["round"]):
+            lines.append(
+                f"| {'breakfix' if tool == 'breakfix' else 'Chaos Toolkit'} | {x['round']} | {x['verdict']} | {x['exit']} | "
+                f"{fmt_ms(x['wall_ms'])} | {fmt_ms(x['k8s_ms'])} | {fmt_ms(x['overhead_ms'])} | {fmt_ms(x['cpu_ms'])} | {fmt_mib(x['rss_kib'])} |"
+            )
+    versions = folder / "ctk-versions.txt"
+    if versions.exists():
+        lines += ["", "Chaos Toolkit: " + ", ".join(versions.read_text().split())]
+    return lines + [""]
+
+
+def main():
+    folder = Path(sys.argv[1])
+    lines = [f"## Results ({folder.name})", ""]
+    lines += latency_section(folder)
+    lines += repeat_section(folder)
+    lines += compare_section(folder)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
