@@ -216,8 +216,16 @@ pub fn event_last_seen(event: &Event) -> Option<Timestamp> {
 /// whole seconds, so `not_before` is compared from the start of its second:
 /// an event in the same second as the injection counts.
 pub fn event_is_new(event: &Event, not_before: Timestamp) -> bool {
+    event_last_seen(event).is_some_and(|t| same_second_or_later(t, not_before))
+}
+
+/// Whether a whole-second cluster timestamp `t` is at or after
+/// `not_before`, counting `not_before`'s own second: the API server
+/// truncates what happened 0.7 s after an injection to the second it
+/// started in.
+pub fn same_second_or_later(t: Timestamp, not_before: Timestamp) -> bool {
     let floor = Timestamp::from_second(not_before.as_second()).unwrap_or(not_before);
-    event_last_seen(event).is_some_and(|t| t >= floor)
+    t >= floor
 }
 
 /// The best timestamp an Event carries: eventTime (µs), else first/last seen.
@@ -229,4 +237,24 @@ pub fn event_time(event: &Event) -> Option<Timestamp> {
         .or_else(|| event.first_timestamp.as_ref().map(|t| t.0))
         .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
         .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::same_second("2026-03-01T10:00:05Z", "2026-03-01T10:00:05.700Z", true)]
+    #[case::later("2026-03-01T10:00:06Z", "2026-03-01T10:00:05.700Z", true)]
+    #[case::earlier_second("2026-03-01T10:00:04Z", "2026-03-01T10:00:05.001Z", false)]
+    fn whole_seconds_count_from_the_start_of_not_befores_second(
+        #[case] t: &str,
+        #[case] not_before: &str,
+        #[case] counts: bool,
+    ) {
+        let t: Timestamp = t.parse().expect("a timestamp");
+        let not_before: Timestamp = not_before.parse().expect("a timestamp");
+        assert_eq!(same_second_or_later(t, not_before), counts);
+    }
 }

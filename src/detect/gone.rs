@@ -4,13 +4,16 @@
 //! no grace, or never scheduled, only shows up as the watch's Delete event.
 //! Either is [`SignalKind::PodGone`], whichever comes first.
 
+use std::time::Duration;
+
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
-use super::classify::Finding;
+use super::classify::{Finding, same_second_or_later};
 use super::{DetectError, Scope, SignalKind, SignalStream, into_observation};
 
 /// How a pod left, as the watch reported it.
@@ -61,15 +64,56 @@ pub fn pod_gone_finding(pod: &Pod, departure: Departure) -> Option<Finding> {
 
 /// Watches the pods in `scope` and reports each one deleted after
 /// `scope.not_before` as [`SignalKind::PodGone`].
+///
+/// The watch starts when the stream is first polled: a pod removed before
+/// that (deleted with no grace period) is never seen. A fault that deletes
+/// pods itself uses [`watch_pod_deletions_listed`] instead.
 pub fn watch_pod_deletions(client: &Client, scope: &Scope) -> SignalStream {
+    deletions(raw_pod_watch(client, scope), scope.not_before)
+}
+
+/// [`watch_pod_deletions`], returned once the watch has listed the pods in
+/// `scope`: every deletion made after this returns reaches the stream, even
+/// one with no grace period, because the watch resumes from the list's
+/// resourceVersion when it is next polled.
+pub async fn watch_pod_deletions_listed(
+    client: &Client,
+    scope: &Scope,
+    within: Duration,
+) -> Result<SignalStream, DetectError> {
+    let mut raw = raw_pod_watch(client, scope);
+    let mut listed = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, raw.next()).await {
+            Err(_) => return Err(DetectError::NotListed { waited: within }),
+            Ok(None) => return Err(DetectError::StreamEnded),
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(Some(Ok(watcher::Event::InitDone))) => break,
+            Ok(Some(Ok(event))) => listed.push(Ok(event)),
+        }
+    }
+    Ok(deletions(
+        futures::stream::iter(listed).chain(raw).boxed(),
+        scope.not_before,
+    ))
+}
+
+type PodEvents = BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>>;
+
+fn raw_pod_watch(client: &Client, scope: &Scope) -> PodEvents {
     let api: Api<Pod> = Api::namespaced(client.clone(), &scope.namespace);
     let mut cfg = watcher::Config::default();
     if let Some(selector) = &scope.pod_selector {
         cfg = cfg.labels(selector);
     }
-    let not_before = scope.not_before;
-    watcher(api, cfg)
-        .default_backoff()
+    watcher(api, cfg).default_backoff().boxed()
+}
+
+/// The pod watch's events as [`SignalKind::PodGone`] observations of pods
+/// whose deletion was asked for at or after `not_before`.
+fn deletions(events: PodEvents, not_before: jiff::Timestamp) -> SignalStream {
+    events
         .map_err(DetectError::from)
         .try_filter_map(move |event| {
             let (pod, departure) = match event {
@@ -80,7 +124,7 @@ pub fn watch_pod_deletions(client: &Client, scope: &Scope) -> SignalStream {
                 }
             };
             let found = pod_gone_finding(&pod, departure)
-                .filter(|f| f.since.is_none_or(|t| t >= not_before))
+                .filter(|f| f.since.is_none_or(|t| same_second_or_later(t, not_before)))
                 .map(|f| into_observation(f, format!("pod/{}", pod.name_any())));
             futures::future::ready(Ok(found))
         })

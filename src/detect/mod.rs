@@ -45,6 +45,8 @@ pub enum DetectError {
     Timeout { expected: String, waited: Duration },
     #[error("the watch stream ended before any expected signal")]
     StreamEnded,
+    #[error("the watch did not finish listing within {waited:?}")]
+    NotListed { waited: Duration },
 }
 
 /// A signal seen on a specific object.

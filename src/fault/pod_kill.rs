@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::target::LiveDeployment;
 use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
 use crate::detect::SignalKind;
-use crate::detect::gone::watch_pod_deletions;
+use crate::detect::gone::watch_pod_deletions_listed;
 use crate::kobj::ObjectRef;
 
 /// The catalogue row.
@@ -29,6 +29,8 @@ pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
 
 const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::PodGone];
 const SUPPORTED: &[SignalKind] = &[SignalKind::PodGone, SignalKind::Unready];
+/// How long the pod watch may take to list before the deletion.
+const LIST_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The podKill fault's settings.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -91,8 +93,15 @@ impl Fault for PodKill {
                 self.count
             )));
         }
-        // Scope first: its clock starts before the first deletion.
+        // Scope first: its clock starts before the first deletion. The
+        // watch lists before the first deletion too, so a pod removed at
+        // once (no grace period) is still a change it reports.
         let scope = live.scope();
+        let deletions = watch_pod_deletions_listed(&ctx.client, &scope, LIST_WITHIN)
+            .await
+            .map_err(|e| {
+                FaultError::Target(format!("cannot watch the pods of {}: {e}", live.target))
+            })?;
         let mut deleted = Vec::new();
         for pod in &victims {
             let target = ObjectRef::namespaced("v1", "Pod", live.namespace(), &pod.name_any());
@@ -100,7 +109,7 @@ impl Fault for PodKill {
                 .await?;
             deleted.push(pod.name_any());
         }
-        let extra = vec![watch_pod_deletions(&ctx.client, &scope)];
+        let extra = vec![deletions];
         Ok(Injection {
             summary: format!(
                 "{}: deleted pod(s) {}; its ReplicaSet must replace them",

@@ -59,7 +59,32 @@ async fn shop(prefix: &str) -> (TestNamespace, tempfile::TempDir) {
     apply_baseline(&ns.client, &baseline, "run-g")
         .await
         .unwrap();
+    synced_by_its_controller(&ns).await;
     (ns, dir)
+}
+
+/// Waits until the Deployment controller has written its part of web (the
+/// `deployment.kubernetes.io/revision` annotation, the observed
+/// generation), so the "before" snapshot is the object a steady baseline
+/// has, not one the controller is about to change.
+async fn synced_by_its_controller(ns: &TestNamespace) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(ns.client.clone(), &ns.name);
+    let synced = kube::runtime::wait::await_condition(api, "web", |d: Option<&Deployment>| {
+        d.is_some_and(|d| {
+            let annotated = d
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("deployment.kubernetes.io/revision"));
+            let observed = d.status.as_ref().and_then(|s| s.observed_generation);
+            annotated && observed >= d.metadata.generation
+        })
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(30), synced)
+        .await
+        .expect("the Deployment controller syncs web within 30s")
+        .unwrap();
 }
 
 async fn live(ns: &TestNamespace, target: &ObjectRef) -> Option<DynamicObject> {

@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-use breakfix::detect::gone::watch_pod_deletions;
+use breakfix::detect::gone::watch_pod_deletions_listed;
 use breakfix::detect::{Scope, SignalKind, first_expected, merged};
 use breakfix::fault::FaultContext;
 use breakfix::kobj::ObjectRef;
 use breakfix::testkit;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
 use kube::runtime::wait::await_condition;
+use kube::runtime::{reflector, watcher};
 use kube::{Api, ResourceExt};
 
 use crate::support;
@@ -29,19 +30,19 @@ spec:
       containers: [{name: web, image: "breakfix/workload:0.1.0"}]
 "#;
 
+/// web's pods, once a watch of them has seen `want` at the same time.
 async fn pods(api: &Api<Pod>, want: usize) -> Vec<Pod> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let items = api
-            .list(&ListParams::default().labels("app=web"))
-            .await
-            .unwrap()
-            .items;
-        if items.len() == want || tokio::time::Instant::now() > deadline {
-            return items;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (store, writer) = reflector::store();
+    let counted = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().labels("app=web")),
+    )
+    .take_while(|_| futures::future::ready(store.state().len() != want))
+    .for_each(|_| futures::future::ready(()));
+    tokio::time::timeout(Duration::from_secs(30), counted)
+        .await
+        .unwrap_or_else(|_| panic!("{want} web pods within 30s: {:?}", store.state().len()));
+    store.state().iter().map(|p| (**p).clone()).collect()
 }
 
 #[tokio::test]
@@ -65,7 +66,10 @@ async fn a_replaceable_pod_is_deleted_unjournaled_seen_gone_and_replaced() {
         pod_selector: Some("app=web".into()),
         ..Scope::namespace(&ns.name)
     };
-    let signals = merged(vec![watch_pod_deletions(&ns.client, &scope)]);
+    let listed = watch_pod_deletions_listed(&ns.client, &scope, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let signals = merged(vec![listed]);
     let mut journal = support::journal(dir.path(), "kill-run");
     let mut ctx = FaultContext {
         client: ns.client.clone(),
@@ -74,8 +78,6 @@ async fn a_replaceable_pod_is_deleted_unjournaled_seen_gone_and_replaced() {
         run_id: "kill-run".into(),
     };
     let deleting = async {
-        // Let the watch list first, so the deletion is a change it sees.
-        tokio::time::sleep(Duration::from_millis(500)).await;
         let target = ObjectRef::namespaced("v1", "Pod", &ns.name, &victim);
         ctx.delete_replaceable(&target, Some(0)).await.unwrap()
     };

@@ -182,6 +182,10 @@ async fn workloads_outside_the_target_that_leave_steady_state_are_counted() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     scale(&api, "api", 0).await;
     steady(&api, "api").await;
+    // The session stamps what its own watch receives; the window ends once
+    // that watch has had a moment to deliver what this test's watch saw
+    // (the runner's window likewise ends after the settle period).
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let to = Timestamp::now();
     let m = session.finish(&ns.client, Some(from), Some(to)).await;
 
