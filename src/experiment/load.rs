@@ -77,13 +77,40 @@ fn yaml_diagnostic(path: &Path, src: &str, err: &serde_yaml::Error) -> Diagnosti
     let message = strip_location(&err.to_string());
     let help = help_for(&message, src, err.location().map(|l| l.line()));
     let diagnostic = match err.location() {
-        Some(loc) => Diagnostic::at(path, src, loc.line(), loc.column(), message),
+        Some(loc) => {
+            let (line, column) = point_at_quoted_value(src, loc.line(), loc.column(), &message);
+            Diagnostic::at(path, src, line, column, message)
+        }
         None => Diagnostic::file(path, message),
     };
     match help {
         Some(h) => diagnostic.with_help(h),
         None => diagnostic,
     }
+}
+
+/// serde_yaml places an error raised by a value's own parser (a duration,
+/// a percentage, an expression) at the start of the enclosing mapping. When
+/// the message quotes the offending value in backticks and that text occurs
+/// at or after the reported line, point at it instead.
+fn point_at_quoted_value(src: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
+    // A missing field is, by definition, not in the text.
+    if message.contains("missing field") {
+        return (line, column);
+    }
+    let quoted = message.split('`').nth(1).filter(|q| q.trim().len() >= 2);
+    let Some(quoted) = quoted else {
+        return (line, column);
+    };
+    src.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .take(50)
+        .find_map(|(i, text)| {
+            text.find(quoted)
+                .map(|byte| (i + 1, text[..byte].chars().count() + 1))
+        })
+        .unwrap_or((line, column))
 }
 
 /// serde_yaml appends " at line L column C"; the diagnostic shows that itself.
@@ -126,4 +153,26 @@ fn help_for(message: &str, src: &str, line: Option<usize>) -> Option<String> {
         return Some("add the field; `breakfix schema` lists the required ones".into());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const DOC: &str = "slo:\n  availability:\n    canary: {selector: app=c}\n    atLeast: 95\n  conditions:\n    - name: a\n      expr: .a > = 2\n";
+
+    #[rstest]
+    #[case(2, 5, "`95` is a bare number", (4, 14))]
+    #[case(6, 7, "expression `.a > = 2`: `=` is not an operator", (7, 13))]
+    #[case(2, 5, "missing field `canary`", (2, 5))]
+    #[case(2, 5, "no quote here", (2, 5))]
+    fn points_at_the_quoted_value(
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] message: &str,
+        #[case] expected: (usize, usize),
+    ) {
+        assert_eq!(point_at_quoted_value(DOC, line, column, message), expected);
+    }
 }

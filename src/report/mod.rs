@@ -87,9 +87,23 @@ pub fn summary(report: &RunReport) -> String {
         .max()
         .unwrap_or(10)
         .max(10);
+    let signal = |e: &ExperimentReport| {
+        e.trials
+            .last()
+            .and_then(|t| t.marks.detected_signal)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let signal_width = report
+        .experiments
+        .iter()
+        .map(|e| signal(e).len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     let _ = writeln!(
         out,
-        "\n{:<width$}  {:<11}  {:<16}  {:>9}  {:>9}  {:>9}",
+        "\n{:<width$}  {:<11}  {:<signal_width$}  {:>9}  {:>9}  {:>9}",
         "EXPERIMENT", "RESULT", "SIGNAL", "DETECT", "RECOVER", "LATENCY"
     );
     let fmt = |d: Option<Duration>| d.map(format_duration).unwrap_or_else(|| "-".into());
@@ -102,13 +116,10 @@ pub fn summary(report: &RunReport) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<width$}  {:<11}  {:<16}  {:>9}  {:>9}  {:>9}",
+            "{:<width$}  {:<11}  {:<signal_width$}  {:>9}  {:>9}  {:>9}",
             e.name,
             result,
-            marks
-                .detected_signal
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "-".into()),
+            signal(e),
             fmt(verdict_duration(e, "detectWithin").or(marks.time_to_detect())),
             fmt(verdict_duration(e, "recoverWithin").or(marks.time_to_recover())),
             fmt(harness_latency_p95(e)),
@@ -193,6 +204,8 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
+    use crate::detect::SignalKind;
+
     #[rstest]
     #[case("image-typo       PASS ~       ImagePullBackOff       3.8s      12.0s      400ms")]
     #[case(
@@ -208,6 +221,27 @@ mod tests {
     fn the_terminal_summary_flags_misses_and_flakiness(#[case] line: &str) {
         let text = summary(&fixture::run_report());
         assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+
+    #[test]
+    fn a_long_signal_name_keeps_the_columns_aligned() {
+        let mut report = fixture::run_report();
+        let trial = report.experiments[0].trials.last_mut().expect("a trial");
+        trial.marks.detected_signal = Some(SignalKind::CreateContainerConfigError);
+        let text = summary(&report);
+        let column = |line: &str, word: &str| line.find(word).expect("a column");
+        let header = text
+            .lines()
+            .find(|l| l.starts_with("EXPERIMENT"))
+            .expect("a header");
+        let row = text
+            .lines()
+            .find(|l| l.contains("CreateContainerConfigError"))
+            .expect("the row");
+        assert!(row.len() >= header.len(), "{text}");
+        let detect_end = column(header, "DETECT") + "DETECT".len();
+        assert_eq!(row.as_bytes()[detect_end], b' ', "{text}");
+        assert_ne!(row.as_bytes()[detect_end - 1], b' ', "{text}");
     }
 
     #[test]
