@@ -109,14 +109,13 @@ async fn a_lost_worker_goes_not_ready_and_comes_back_with_the_workload_whole() {
 }
 
 #[tokio::test]
-#[ignore = "fails after the multi-node experiment rename (e2e/node_loss.rs:143); being reworked, see the closing note"]
 async fn the_lost_workers_pod_is_evicted_and_rescheduled_on_the_node_left() {
     on_nodes_cluster(|client| async move {
         let exp = trial::experiment("multi-node/2-node-loss-eviction.yaml");
         trial::steady_baseline(&client, &exp).await;
         // An earlier eviction may have left both pods on the control plane:
         // delete one so the spread puts its replacement on the worker.
-        let pods: Api<Pod> = Api::namespaced(client.clone(), "nodes");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "nodes-eviction");
         let web_pods = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items;
         let on_cp: Vec<&Pod> = web_pods
             .iter()
@@ -128,10 +127,10 @@ async fn the_lost_workers_pod_is_evicted_and_rescheduled_on_the_node_left() {
             pods.delete(&pod.name_any(), &Default::default()).await.unwrap();
             trial::steady_baseline(&client, &exp).await;
         }
-        let web = ObjectRef::namespaced("apps/v1", "Deployment", "nodes", "web");
+        let web = ObjectRef::namespaced("apps/v1", "Deployment", "nodes-eviction", "web");
         let before = trial::spec_of(&client, &web).await;
         let on_control_plane = Gauge::watch(
-            Api::<Pod>::namespaced(client.clone(), "nodes"),
+            Api::<Pod>::namespaced(client.clone(), "nodes-eviction"),
             watcher::Config::default().labels("app=web"),
             live_on_control_plane,
         );

@@ -84,7 +84,9 @@ conditions:
     set_state(&api, "firing").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     set_state(&api, "ok").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The window ends once the session's watch has had time to deliver the
+    // change back (as a run's window ends after the settle period).
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let to = Timestamp::now();
     let m = session.finish(&ns.client, Some(from), Some(to)).await;
 
