@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use breakfix::detect::SignalKind;
-use breakfix::kobj::{self, ObjectRef};
+use breakfix::kobj::ObjectRef;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::runtime::watcher;
@@ -23,24 +23,6 @@ fn available(deployments: &[Arc<Deployment>]) -> i64 {
         .and_then(|s| s.available_replicas)
         .map(i64::from)
         .unwrap_or(0)
-}
-
-/// `obj` without what the server sets and without the run label.
-async fn content(client: &kube::Client, target: &ObjectRef) -> serde_json::Value {
-    let mut obj = kobj::get(client, target)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{target} missing"));
-    kobj::strip_server_fields(&mut obj);
-    let mut value = serde_json::to_value(obj).unwrap();
-    if let Some(meta) = value["metadata"].as_object_mut() {
-        meta.remove("resourceVersion");
-        meta.remove("uid");
-        if let Some(labels) = meta.get_mut("labels").and_then(|l| l.as_object_mut()) {
-            labels.remove(breakfix::RUN_LABEL);
-        }
-    }
-    value
 }
 
 #[rstest]
@@ -72,7 +54,7 @@ async fn new_pods_cannot_start_while_the_old_ones_serve(
     let deployment = ObjectRef::namespaced("apps/v1", "Deployment", "mounts", "app");
     let object = ObjectRef::namespaced("v1", kind, "mounts", name);
     let spec_before = trial::spec_of(&client, &deployment).await;
-    let object_before = content(&client, &object).await;
+    let object_before = trial::content_of(&client, &object).await;
     let availability = Gauge::watch(
         Api::<Deployment>::namespaced(client.clone(), "mounts"),
         watcher::Config::default().fields("metadata.name=app"),
@@ -106,7 +88,7 @@ async fn new_pods_cannot_start_while_the_old_ones_serve(
     );
     assert_eq!(trial::spec_of(&client, &deployment).await, spec_before);
     assert_eq!(
-        content(&client, &object).await,
+        trial::content_of(&client, &object).await,
         object_before,
         "{object} exactly as before"
     );

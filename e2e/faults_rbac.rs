@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use breakfix::baseline::steady::pod_ready;
 use breakfix::detect::SignalKind;
-use breakfix::kobj::{self, ObjectRef};
+use breakfix::kobj::ObjectRef;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::watcher;
@@ -18,25 +18,6 @@ use crate::trial::{self, Gauge};
 
 fn ready_pods(pods: &[Arc<Pod>]) -> i64 {
     pods.iter().filter(|p| pod_ready(p)).count() as i64
-}
-
-/// The binding without what the server sets (uid, resourceVersion, …) and
-/// without the run label (each run's baseline apply sets its own).
-async fn binding(client: &kube::Client, target: &ObjectRef) -> serde_json::Value {
-    let mut obj = kobj::get(client, target)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{target} missing"));
-    kobj::strip_server_fields(&mut obj);
-    let mut value = serde_json::to_value(obj).unwrap();
-    if let Some(meta) = value["metadata"].as_object_mut() {
-        meta.remove("resourceVersion");
-        meta.remove("uid");
-        if let Some(labels) = meta.get_mut("labels").and_then(|l| l.as_object_mut()) {
-            labels.remove(breakfix::RUN_LABEL);
-        }
-    }
-    value
 }
 
 #[rstest]
@@ -72,7 +53,7 @@ async fn a_deleted_binding_gives_real_403s_that_a_review_confirms(
     let client = support::client().await;
     let exp = trial::experiment(file);
     trial::steady_baseline(&client, &exp).await;
-    let before = binding(&client, &target).await;
+    let before = trial::content_of(&client, &target).await;
     let readiness = Gauge::watch(
         Api::<Pod>::namespaced(client.clone(), "canaries"),
         watcher::Config::default().labels(canary),
@@ -114,7 +95,7 @@ async fn a_deleted_binding_gives_real_403s_that_a_review_confirms(
         "and Ready again after the revert"
     );
     assert_eq!(
-        binding(&client, &target).await,
+        trial::content_of(&client, &target).await,
         before,
         "{target} exactly as before"
     );

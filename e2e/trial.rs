@@ -55,6 +55,26 @@ pub async fn spec_of(client: &Client, target: &ObjectRef) -> Option<serde_json::
         .map(|o| o.data["spec"].clone())
 }
 
+/// `target` as its owner wrote it: without what the server sets (uid,
+/// resourceVersion, status, …) and without the run label, which each run's
+/// baseline apply sets anew. Panics when it does not exist.
+pub async fn content_of(client: &Client, target: &ObjectRef) -> serde_json::Value {
+    let mut obj = kobj::get(client, target)
+        .await
+        .unwrap_or_else(|e| panic!("reading {target}: {e}"))
+        .unwrap_or_else(|| panic!("{target} missing"));
+    kobj::strip_server_fields(&mut obj);
+    let mut value = serde_json::to_value(obj).expect("an object serializes");
+    if let Some(meta) = value["metadata"].as_object_mut() {
+        meta.remove("resourceVersion");
+        meta.remove("uid");
+        if let Some(labels) = meta.get_mut("labels").and_then(|l| l.as_object_mut()) {
+            labels.remove(breakfix::RUN_LABEL);
+        }
+    }
+    value
+}
+
 /// What one run of an experiment produced.
 pub struct Run {
     pub report: ExperimentReport,
