@@ -6,7 +6,8 @@
 //! and a timeline chart: one row per trial, all aligned on the moment of
 //! injection, phases drawn as bands, signals as markers, the revert and
 //! recovery as marks, and below each row what the extra SLOs saw
-//! (condition false, workloads outside the target unsteady). Native SVG
+//! (condition false, workloads outside the target unsteady) and each
+//! pod's states as its signals showed them. Native SVG
 //! `<title>` tooltips give the detail on hover.
 
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{harness_latency_p95, outcome_word};
+use crate::detect::Observation;
 use crate::experiment::duration::format_duration;
 use crate::runner::{ExperimentReport, Outcome, RunReport, TrialReport};
 use crate::slo::SloVerdict;
@@ -690,14 +692,16 @@ fn vline(out: &mut String, x: f64, y: f64, color: &str, width: f64, title: &str)
 }
 
 /// Under a trial's band, one lane per extra SLO that has something to
-/// show: a condition's false stretches, workloads outside the target out of
-/// steady state, the canary's window and success ratio.
+/// show (a condition's false stretches, workloads outside the target out
+/// of steady state, the canary's window and success ratio), then one lane
+/// per pod the signals were seen on.
 fn lane_count(v: &TrialView<'_>) -> usize {
     let m = &v.trial.measurements;
-    m.conditions
-        .iter()
-        .filter(|c| !c.false_spans.is_empty())
-        .count()
+    pod_states(v.trial).len()
+        + m.conditions
+            .iter()
+            .filter(|c| !c.false_spans.is_empty())
+            .count()
         + usize::from(
             m.blast_radius
                 .as_ref()
@@ -707,6 +711,41 @@ fn lane_count(v: &TrialView<'_>) -> usize {
 }
 
 const LANE: f64 = 13.0;
+
+/// At most this many pod lanes per trial; the rest are named in the last.
+const MAX_POD_LANES: usize = 6;
+
+/// One pod's lane: its name (`None` for the lane of the pods left out) and
+/// what was seen on it, in order.
+type PodLane<'a> = (Option<&'a str>, Vec<(Timestamp, &'a Observation)>);
+
+/// What the trial's signals said of each pod, in the order seen: a pod's
+/// states as breakfix saw them (`ErrImagePull`, then `ImagePullBackOff`,
+/// then `PodGone`). The last lane of a long list stands for the pods left
+/// out.
+fn pod_states(t: &TrialReport) -> Vec<PodLane<'_>> {
+    let mut pods: Vec<PodLane<'_>> = Vec::new();
+    for entry in &t.timeline.entries {
+        let EntryKind::Signal { observation, .. } = &entry.kind else {
+            continue;
+        };
+        let Some(pod) = observation.object.strip_prefix("pod/") else {
+            continue;
+        };
+        match pods.iter_mut().find(|(name, _)| *name == Some(pod)) {
+            Some((_, seen)) => seen.push((entry.at, observation)),
+            None => pods.push((Some(pod), vec![(entry.at, observation)])),
+        }
+    }
+    if pods.len() > MAX_POD_LANES {
+        let rest: Vec<(Timestamp, &Observation)> = pods
+            .drain(MAX_POD_LANES - 1..)
+            .flat_map(|(_, seen)| seen)
+            .collect();
+        pods.push((None, rest));
+    }
+    pods
+}
 
 fn measurement_lanes(out: &mut String, axis: &Axis, v: &TrialView<'_>, top: f64) {
     let m = &v.trial.measurements;
@@ -813,6 +852,46 @@ fn measurement_lanes(out: &mut String, axis: &Axis, v: &TrialView<'_>, top: f64)
         );
         // Above the bracket, so the line never runs through the text.
         lane_label(out, x1, x2, y + 1.5, "#2b6cb0", &ratio);
+        y += LANE;
+    }
+    let pods = pod_states(v.trial);
+    let pods_left_out = |seen: &[(Timestamp, &Observation)]| {
+        let mut names: Vec<&str> = seen.iter().map(|(_, o)| o.object.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    };
+    for (pod, seen) in &pods {
+        let xs: Vec<f64> = seen
+            .iter()
+            .map(|(at, _)| axis.x(ms_between(v.zero, *at)))
+            .collect();
+        let (x1, x2) = (xs[0], xs[xs.len() - 1]);
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x1:.1}\" y1=\"{:.1}\" x2=\"{x2:.1}\" y2=\"{:.1}\" stroke=\"#9aa5b1\" stroke-width=\"1.4\"/>",
+            y + 3.5,
+            y + 3.5
+        );
+        for (x, (at, o)) in xs.iter().zip(seen) {
+            let _ = writeln!(
+                out,
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"7\" height=\"7\" rx=\"1.5\" fill=\"#52606d\"><title>{} on {} at {}: {}</title></rect>",
+                x - 3.5,
+                o.kind,
+                esc(&o.object),
+                seconds_label(ms_between(v.zero, *at)),
+                esc(&o.message)
+            );
+        }
+        let mut states: Vec<String> = seen.iter().map(|(_, o)| o.kind.to_string()).collect();
+        states.dedup();
+        let label = match pod {
+            Some(name) => format!("{name}: {}", states.join(" → ")),
+            None => format!("{} more pods: {}", pods_left_out(seen), states.join(", ")),
+        };
+        lane_label(out, x1, x2, y + 7.0, "#3e4c59", &label);
+        y += LANE;
     }
 }
 
@@ -852,7 +931,8 @@ fn legend(out: &mut String) {
          <span><i class=\"sw\" style=\"background:#4c51bf;width:3px\"></i>reverted</span>\
          <span><i class=\"sw\" style=\"background:#1f9d55;width:3px\"></i>recovered</span>\
          <span><i class=\"sw\" style=\"background:#dd6b20;height:6px\"></i>condition false</span>\
-         <span><i class=\"sw\" style=\"background:#8e59d9;height:6px\"></i>outside the target, unsteady</span>",
+         <span><i class=\"sw\" style=\"background:#8e59d9;height:6px\"></i>outside the target, unsteady</span>\
+         <span><i class=\"sw\" style=\"background:#52606d;width:7px;height:7px\"></i>a pod's state (its signals, in order)</span>",
     );
     out.push_str("</div>");
 }
@@ -936,11 +1016,41 @@ mod tests {
     #[case(">web-keeps-serving false 12.0s</text>")]
     #[case(">deployment/web -n shop unsteady</text>")]
     #[case("<title>ImagePullBackOff on pod/web-7c9d-k8f2q at +2.6s (in the cluster since +2.5s)")]
+    #[case(">web-7c9d-k8f2q: ImagePullBackOff</text>")]
+    #[case(">web-7c9d-x2x1: Unready</text>")]
     #[case("<strong>trial 1: waiting for steady state failed.</strong>")]
     #[case("The image-typo story &lt;with markup &amp; quotes&quot;&gt;")]
     fn shows_what_a_person_looks_for(#[case] fragment: &str) {
         let page = html();
         assert!(page.contains(fragment), "missing {fragment:?}");
+    }
+
+    #[test]
+    fn many_pods_share_the_last_lane() {
+        let mut report = fixture::run_report();
+        let trial = &mut report.experiments[0].trials[0];
+        let seen = trial
+            .timeline
+            .entries
+            .iter()
+            .find(|e| matches!(e.kind, EntryKind::Signal { .. }))
+            .cloned()
+            .expect("a signal");
+        for n in 0..10 {
+            let mut entry = seen.clone();
+            if let EntryKind::Signal { observation, .. } = &mut entry.kind {
+                observation.object = format!("pod/storm-{n}");
+            }
+            trial.timeline.entries.push(entry);
+        }
+        // Two pods of the fixture's own and ten more, one signal each.
+        let left_out = 12 - (MAX_POD_LANES - 1);
+        let lanes = pod_states(trial);
+        assert_eq!(lanes.len(), MAX_POD_LANES);
+        let (name, rest) = lanes.last().expect("a last lane");
+        assert_eq!(*name, None);
+        assert_eq!(rest.len(), left_out);
+        assert!(to_html(&report).contains(&format!(">{left_out} more pods: ")));
     }
 
     #[test]
