@@ -27,7 +27,10 @@ readonly WORKERS="${BREAKFIX_WORKERS:-0}"
 readonly NODE_IMAGE="breakfix/node:${K8S_VERSION}"
 readonly WORKLOAD_IMAGE="breakfix/workload:0.1.0"
 readonly READY_TIMEOUT="${BREAKFIX_READY_TIMEOUT:-300}"
-readonly MIN_FREE_GIB=15
+# Free space needed: building everything from nothing, or only creating the
+# cluster's node containers from images already built.
+readonly MIN_FREE_GIB_COLD=15
+readonly MIN_FREE_GIB_WARM=4
 readonly KIND="${BREAKFIX_KIND:-$CACHE/bin/kind}"
 readonly K8S_BIN="${BREAKFIX_K8S_BIN:-$CACHE/components/k8s-${K8S_VERSION}/bin}"
 readonly KUBECONFIG_FILE="$CACHE/kind-${NAME}.kubeconfig"
@@ -63,13 +66,18 @@ preflight() {
   require_root
   [[ $WORKERS =~ ^[0-9]+$ ]] || die "BREAKFIX_WORKERS must be a number, got '$WORKERS'"
   mkdir -p "$CACHE/logs" || die "cannot create $CACHE"
-  local dir free
+  local dir free need what
   local docker_root
   docker_root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib)
+  if [[ -x $KIND ]] && docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+    need=$MIN_FREE_GIB_WARM what="creating the cluster from the images already built"
+  else
+    need=$MIN_FREE_GIB_COLD what="a cold build"
+  fi
   for dir in "$CACHE" "$docker_root"; do
     free=$(free_gib "$dir")
-    ((free >= MIN_FREE_GIB)) \
-      || die "only ${free} GiB free on the filesystem of $dir, a cold build needs ${MIN_FREE_GIB} GiB; free some space there (e.g. docker system prune) and rerun"
+    ((free >= need)) \
+      || die "only ${free} GiB free on the filesystem of $dir, ${what} needs ${need} GiB; free some space there (e.g. docker system prune) and rerun"
   done
   command -v go >/dev/null || die "go not found in PATH; install Go (>= 1.24) and rerun"
   if ! go_proxy_reachable; then
