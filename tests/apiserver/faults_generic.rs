@@ -4,7 +4,7 @@
 
 use breakfix::baseline::apply_baseline;
 use breakfix::fault::{
-    DeleteObject, Fault, FaultContext, FaultError, Injection, PatchObject, Scale, SelectorMismatch,
+    DeleteObject, Fault, FaultError, Injection, PatchObject, Scale, SelectorMismatch,
 };
 use breakfix::journal::{Journal, JournalState};
 use breakfix::kobj::{self, ObjectRef};
@@ -96,12 +96,7 @@ async fn inject<F: Fault>(
     journal: &mut Journal,
     fault: &F,
 ) -> Result<Injection, FaultError> {
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal,
-        experiment: "generic".into(),
-        run_id: "run-g".into(),
-    };
+    let mut ctx = support::context(&ns.client, journal, "generic", "run-g");
     fault.inject(&mut ctx).await
 }
 

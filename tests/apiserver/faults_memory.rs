@@ -3,7 +3,6 @@
 //! restores the other exactly. (The OOM itself needs a kubelet: see
 //! e2e/faults_memory.rs.)
 
-use breakfix::fault::FaultContext;
 use breakfix::fault::memory_squeeze::{LOAD_APP, LOAD_LABEL};
 use breakfix::journal::UndoAction;
 use breakfix::kobj::ObjectRef;
@@ -57,12 +56,7 @@ async fn the_load_pod_and_the_limit_are_journaled_and_reverted_exactly() {
         "a test namespace is not kube-system"
     );
     let mut journal = support::journal(dir.path(), "memory-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "squeeze".into(),
-        run_id: "memory-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "squeeze", "memory-run");
     let injection = fault.inject(&mut ctx).await.unwrap();
     assert_eq!(
         injection.scope.pod_selector.as_deref(),

@@ -3,7 +3,6 @@
 //! the exact Secret/ConfigMap and Deployment. (The stuck pods need a
 //! kubelet: see e2e/faults_mount.rs.)
 
-use breakfix::fault::FaultContext;
 use breakfix::fault::missing_mount::RESTARTED_AT;
 use breakfix::kobj::ObjectRef;
 use breakfix::testkit;
@@ -72,12 +71,7 @@ async fn the_reference_breaks_and_the_revert_restores_everything_exactly(
         ns.name
     ));
     let mut journal = support::journal(dir.path(), "mount-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "mount".into(),
-        run_id: "mount-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "mount", "mount-run");
     let injection = fault.inject(&mut ctx).await.unwrap();
     let template = deployments.get("app").await.unwrap().spec.unwrap().template;
     let spec_json = serde_json::to_string(&template.spec).unwrap();
@@ -137,12 +131,7 @@ async fn a_deployment_that_does_not_use_the_object_is_refused_untouched() {
         ns.name
     ));
     let mut journal = support::journal(dir.path(), "mount-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "mount".into(),
-        run_id: "mount-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "mount", "mount-run");
     let err = fault.inject(&mut ctx).await.unwrap_err();
     assert!(
         err.to_string().contains("does not use Secret other"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use breakfix::baseline::apply_baseline;
 use breakfix::detect::nodes::watch_nodes;
 use breakfix::detect::{SignalKind, first_expected};
-use breakfix::fault::{Fault, FaultContext, NodeLoss};
+use breakfix::fault::{Fault, NodeLoss};
 use breakfix::testkit;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
@@ -87,12 +87,7 @@ async fn node_loss_stops_only_kind_nodes_and_journals_nothing_otherwise() {
         ))
         .unwrap();
         assert!(fault.namespace().is_none(), "nodeLoss is cluster-scoped");
-        let mut ctx = FaultContext {
-            client: ns.client.clone(),
-            journal: &mut journal,
-            experiment: "node-loss".into(),
-            run_id: "run-n".into(),
-        };
+        let mut ctx = support::context(&ns.client, &mut journal, "node-loss", "run-n");
         let err = fault.inject(&mut ctx).await.unwrap_err();
         assert!(err.to_string().contains(says), "{err}");
     }

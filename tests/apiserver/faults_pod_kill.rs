@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use breakfix::detect::gone::watch_pod_deletions_listed;
 use breakfix::detect::{Scope, SignalKind, first_expected, merged};
-use breakfix::fault::FaultContext;
 use breakfix::kobj::ObjectRef;
 use breakfix::testkit;
 use futures::StreamExt;
@@ -71,12 +70,7 @@ async fn a_replaceable_pod_is_deleted_unjournaled_seen_gone_and_replaced() {
         .unwrap();
     let signals = merged(vec![listed]);
     let mut journal = support::journal(dir.path(), "kill-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "kill".into(),
-        run_id: "kill-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "kill", "kill-run");
     let deleting = async {
         let target = ObjectRef::namespaced("v1", "Pod", &ns.name, &victim);
         ctx.delete_replaceable(&target, Some(0)).await.unwrap()
@@ -110,12 +104,7 @@ async fn a_pod_without_a_controller_is_refused() {
     support_apply_bare_pod(&ns).await;
     let dir = tempfile::tempdir().unwrap();
     let mut journal = support::journal(dir.path(), "kill-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "kill".into(),
-        run_id: "kill-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "kill", "kill-run");
     let target = ObjectRef::namespaced("v1", "Pod", &ns.name, "bare");
     let err = ctx.delete_replaceable(&target, None).await.unwrap_err();
     assert!(err.to_string().contains("no controller"), "{err}");

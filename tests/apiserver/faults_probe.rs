@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use breakfix::detect::endpoints::watch_service_endpoints;
 use breakfix::detect::{SignalKind, first_expected, merged};
-use breakfix::fault::FaultContext;
 use breakfix::fault::probe_misconfig::{ProbeMistake, misconfigure};
 use breakfix::testkit;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -69,12 +68,7 @@ async fn one_probe_is_replaced_wholesale_and_restored_exactly(#[case] mistake: &
         ns.name
     ));
     let mut journal = support::journal(dir.path(), "probe-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "probe".into(),
-        run_id: "probe-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "probe", "probe-run");
     let injection = fault.inject(&mut ctx).await.unwrap();
     assert_eq!(injection.extra.len(), 1, "one Service selects the pods");
     let after = deployments.get("api").await.unwrap().spec.unwrap();

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use breakfix::detect::canary::CanaryStatus;
-use breakfix::fault::FaultContext;
 use breakfix::fault::rbac_binding_delete::{Access, review};
 use breakfix::kobj::ObjectRef;
 use breakfix::testkit;
@@ -114,12 +113,7 @@ async fn the_fault_takes_the_right_away_and_the_review_says_so(#[case] kind: &st
     fault.validate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut journal = support::journal(dir.path(), "rbac-fault");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "rbac".into(),
-        run_id: "rbac-fault".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "rbac", "rbac-fault");
     let injection = fault.inject(&mut ctx).await.unwrap();
     assert!(
         injection

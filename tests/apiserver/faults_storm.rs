@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use breakfix::detect::{Observation, SignalKind, first_expected, merged, watch_pod_signals};
 use breakfix::fault::cron_job_storm::STORM_LABEL;
-use breakfix::fault::{CronJobStorm, Fault, FaultContext};
+use breakfix::fault::{CronJobStorm, Fault};
 use breakfix::journal::JournalState;
 use breakfix::testkit::{self, TestNamespace};
 use futures::StreamExt;
@@ -63,12 +63,7 @@ async fn inject_detect_revert(
 ) -> (Observation, Vec<Observation>, (usize, usize, usize)) {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = support::journal(dir.path(), "storm-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "cron-job-storm".into(),
-        run_id: "storm-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "cron-job-storm", "storm-run");
     let injection = fault.inject(&mut ctx).await.unwrap();
     let mut sources =
         vec![watch_pod_signals(&ns.client, &injection.scope, Default::default()).boxed()];

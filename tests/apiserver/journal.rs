@@ -6,7 +6,7 @@ use std::process::Command;
 use breakfix::baseline::apply_baseline;
 use breakfix::experiment::Name;
 use breakfix::fault::Fault;
-use breakfix::fault::{DeploymentRef, FaultContext, ImageTypo};
+use breakfix::fault::{DeploymentRef, ImageTypo};
 use breakfix::journal::{JournalState, UndoAction};
 use breakfix::testkit;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -66,12 +66,7 @@ async fn the_undo_is_on_disk_before_the_fault_and_cleanup_restores_after_a_crash
         typo: Default::default(),
         image: None,
     };
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "image-typo".into(),
-        run_id: "crashed-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "image-typo", "crashed-run");
     let injection = fault.inject(&mut ctx).await.unwrap();
     assert!(
         injection

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use breakfix::fault::FaultContext;
 use breakfix::kobj::ObjectRef;
 use breakfix::testkit;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -95,12 +94,7 @@ async fn a_deleted_binding_breaks_its_workload_and_is_restored_exactly(#[case] k
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut journal = support::journal(dir.path(), "rbac-run");
-    let mut ctx = FaultContext {
-        client: ns.client.clone(),
-        journal: &mut journal,
-        experiment: "rbac".into(),
-        run_id: "rbac-run".into(),
-    };
+    let mut ctx = support::context(&ns.client, &mut journal, "rbac", "rbac-run");
     ctx.delete(&target).await.unwrap();
     assert!(
         breakfix::kobj::get(&ns.client, &target)

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use breakfix::baseline::LoadedBaseline;
 use breakfix::experiment::Name;
+use breakfix::fault::FaultContext;
 use breakfix::journal::{ClusterRecord, Journal};
 use kube::api::DynamicObject;
 
@@ -22,6 +23,22 @@ pub fn baseline(dir: &Path, ns: &str, manifests: &str) -> LoadedBaseline {
         LoadedBaseline::load(&dir.join("baseline.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
     loaded.spec.namespace = Name::new(ns).unwrap();
     loaded
+}
+
+/// What a fault injects through: `client`, journaling into `journal`
+/// (created with the same `run_id`), on behalf of `experiment`.
+pub fn context<'a>(
+    client: &kube::Client,
+    journal: &'a mut Journal,
+    experiment: &str,
+    run_id: &str,
+) -> FaultContext<'a> {
+    FaultContext {
+        client: client.clone(),
+        journal,
+        experiment: experiment.into(),
+        run_id: run_id.into(),
+    }
 }
 
 /// A journal in `dir` that records the testkit control plane, reachable
