@@ -9,7 +9,6 @@ use breakfix::fault::{
 use breakfix::journal::{Journal, JournalState};
 use breakfix::kobj::{self, ObjectRef};
 use breakfix::testkit::{self, TestNamespace};
-use futures::StreamExt;
 use kube::api::DynamicObject;
 use rstest::rstest;
 
@@ -241,19 +240,7 @@ async fn a_selector_that_still_matches_pods_is_refused_and_nothing_changes() {
     // The tier has no nodes, but the ReplicaSet's pods exist (Pending) with their labels.
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(ns.client.clone(), &ns.name);
-    let (store, writer) = kube::runtime::reflector::store();
-    let both = kube::runtime::reflector(
-        writer,
-        kube::runtime::watcher(
-            pods,
-            kube::runtime::watcher::Config::default().labels("app=web"),
-        ),
-    )
-    .take_while(|_| futures::future::ready(store.state().len() < 2))
-    .for_each(|_| futures::future::ready(()));
-    tokio::time::timeout(std::time::Duration::from_secs(30), both)
-        .await
-        .expect("the ReplicaSet creates web's two pods");
+    support::web_pods(&pods, 2).await;
     let before = live(&ns, &service(&ns.name)).await.unwrap();
     let mut journal = support::journal(&dir.path().join("journal"), "run-g");
     let fault: SelectorMismatch = yaml(format!(

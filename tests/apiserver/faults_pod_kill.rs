@@ -8,10 +8,8 @@ use breakfix::detect::gone::watch_pod_deletions_listed;
 use breakfix::detect::{Scope, SignalKind, first_expected, merged};
 use breakfix::kobj::ObjectRef;
 use breakfix::testkit;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::wait::await_condition;
-use kube::runtime::{reflector, watcher};
 use kube::{Api, ResourceExt};
 
 use crate::support;
@@ -29,21 +27,6 @@ spec:
       containers: [{name: web, image: "breakfix/workload:0.1.0"}]
 "#;
 
-/// web's pods, once a watch of them has seen `want` at the same time.
-async fn pods(api: &Api<Pod>, want: usize) -> Vec<Pod> {
-    let (store, writer) = reflector::store();
-    let counted = reflector(
-        writer,
-        watcher(api.clone(), watcher::Config::default().labels("app=web")),
-    )
-    .take_while(|_| futures::future::ready(store.state().len() != want))
-    .for_each(|_| futures::future::ready(()));
-    tokio::time::timeout(Duration::from_secs(30), counted)
-        .await
-        .unwrap_or_else(|_| panic!("{want} web pods within 30s: {:?}", store.state().len()));
-    store.state().iter().map(|p| (**p).clone()).collect()
-}
-
 #[tokio::test]
 async fn a_replaceable_pod_is_deleted_unjournaled_seen_gone_and_replaced() {
     let ns = testkit::namespace("fault-podkill").await;
@@ -53,7 +36,7 @@ async fn a_replaceable_pod_is_deleted_unjournaled_seen_gone_and_replaced() {
         .await
         .unwrap();
     let api: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
-    let before = pods(&api, 2).await;
+    let before = support::web_pods(&api, 2).await;
     assert_eq!(
         before.len(),
         2,
@@ -89,7 +72,7 @@ async fn a_replaceable_pod_is_deleted_unjournaled_seen_gone_and_replaced() {
     assert_eq!(deleted.metadata.name.as_deref(), Some(victim.as_str()));
     assert!(journal.pending().is_empty(), "the controller is the undo");
 
-    let after = pods(&api, 2).await;
+    let after = support::web_pods(&api, 2).await;
     let names: Vec<String> = after.iter().map(|p| p.name_any()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(

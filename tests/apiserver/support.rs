@@ -90,3 +90,24 @@ pub fn fault(yaml: &str) -> breakfix::fault::FaultSpec {
     serde_yaml::with::singleton_map::deserialize(serde_yaml::Deserializer::from_str(yaml))
         .unwrap_or_else(|e| panic!("bad fault YAML: {e}\n{yaml}"))
 }
+
+/// The pods labelled `app=web` in `api`, once a watch of them has seen
+/// `want` at the same time; panics after 30s.
+pub async fn web_pods(
+    api: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    want: usize,
+) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    use futures::StreamExt;
+    use kube::runtime::{reflector, watcher};
+    let (store, writer) = reflector::store();
+    let counted = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().labels("app=web")),
+    )
+    .take_while(|_| futures::future::ready(store.state().len() != want))
+    .for_each(|_| futures::future::ready(()));
+    tokio::time::timeout(std::time::Duration::from_secs(30), counted)
+        .await
+        .unwrap_or_else(|_| panic!("{want} web pods within 30s: {:?}", store.state().len()));
+    store.state().iter().map(|p| (**p).clone()).collect()
+}
