@@ -11,12 +11,14 @@
 #            detector reports it, over BENCH_SAMPLES injections (benches/harness.rs)
 #   repeat   `breakfix run --repeat BENCH_REPEAT` of the image-typo experiment;
 #            marks.signal vs marks.detected from the JSON report
-#   compare  image-typo in breakfix and in Chaos Toolkit (chaostoolkit +
-#            chaostoolkit-kubernetes, from PyPI into a venv under the cache),
-#            BENCH_ROUNDS rounds each, alternating which goes first: time to
-#            verdict, overhead beyond Kubernetes' own timing (from a reference
-#            watcher), CPU time and peak memory (/usr/bin/time -v, and cgroup
-#            v1 accounting when available)
+#   compare  image-typo in breakfix, in Chaos Toolkit (chaostoolkit +
+#            chaostoolkit-kubernetes, from PyPI into a venv under the cache)
+#            and written directly against kube-rs (benches/bare_image_typo.rs,
+#            the floor of breakfix's stack), BENCH_ROUNDS rounds each, each
+#            round starting with a different tool: time to verdict, overhead
+#            beyond Kubernetes' own timing (from a reference watcher), CPU
+#            time and peak memory (/usr/bin/time -v; anonymous vs file-backed
+#            from scripts/bench_rss.py; cgroup v1 accounting when available)
 #
 # Environment: BREAKFIX_CLUSTER (breakfix; used, never created or deleted),
 # BENCH_SAMPLES (200), BENCH_REPEAT (20), BENCH_ROUNDS (5),
@@ -68,17 +70,24 @@ preflight() {
   done
 }
 
-build() {
-  log "building breakfix (release) and the bench tool"
-  (cd "$REPO_ROOT" && cargo build --release --locked --bin breakfix)
-  BREAKFIX="$REPO_ROOT/target/release/breakfix"
-  BENCH_BIN=$(cd "$REPO_ROOT" && cargo bench --locked --bench harness --no-run --message-format=json 2>/dev/null \
+# bench_executable NAME: build benches/NAME.rs (release profile) and print its path.
+bench_executable() {
+  (cd "$REPO_ROOT" && cargo bench --locked --bench "$1" --no-run --message-format=json 2>/dev/null) \
     | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "harness" and m.get("executable"):
-        print(m["executable"])')
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1"
+}
+
+build() {
+  log "building breakfix (release) and the bench tools"
+  (cd "$REPO_ROOT" && cargo build --release --locked --bin breakfix)
+  BREAKFIX="$REPO_ROOT/target/release/breakfix"
+  BENCH_BIN=$(bench_executable harness)
   [[ -x $BENCH_BIN ]] || fail "could not build benches/harness.rs (run: cargo bench --bench harness --no-run)"
+  BARE_BIN=$(bench_executable bare_image_typo)
+  [[ -x $BARE_BIN ]] || fail "could not build benches/bare_image_typo.rs (run: cargo bench --bench bare_image_typo --no-run)"
 }
 
 ctk_venv() {
@@ -146,12 +155,18 @@ measure() {
   cgroup_enter "$tag"
   local procs=() d
   for d in "${cgroup_dirs[@]}"; do procs+=("$d/cgroup.procs"); done
-  local t0 t1 code=0
+  local t0 t1 code=0 tool_pid
   t0=$(now_ns)
-  # The subshell joins the cgroups, then becomes /usr/bin/time, which runs the tool.
+  # The subshell joins the cgroups, then becomes /usr/bin/time, which runs the
+  # tool; bench_rss.py samples the tool's anonymous and file-backed memory.
   (for p in "${procs[@]}"; do echo "$BASHPID" >"$p"; done
-   exec /usr/bin/time -v -o "$OUT/$tag.time" "$@") >"$OUT/$tag.log" 2>&1 || code=$?
+   exec /usr/bin/time -v -o "$OUT/$tag.time" "$@") >"$OUT/$tag.log" 2>&1 &
+  tool_pid=$!
+  python3 "$REPO_ROOT/scripts/bench_rss.py" "$tool_pid" "$OUT/$tag.rss.json" &
+  local sampler=$!
+  wait "$tool_pid" || code=$?
   t1=$(now_ns)
+  wait "$sampler" || true
   local cg
   cg=$(cgroup_read)
   # The reference finishes once the Deployment is steady again.
@@ -166,11 +181,12 @@ measure() {
 
 part_compare() {
   ctk_venv
-  log "compare: $ROUNDS rounds of image-typo, breakfix and Chaos Toolkit"
-  local i order
+  log "compare: $ROUNDS rounds of image-typo: breakfix, Chaos Toolkit and bare kube-rs"
+  local i order tools=(breakfix ctk bare)
   for ((i = 1; i <= ROUNDS; i++)); do
-    if ((i % 2)); then order="breakfix ctk"; else order="ctk breakfix"; fi
-    for tool in $order; do
+    # Each round starts with a different tool.
+    order=("${tools[@]:$(( (i - 1) % 3 ))}" "${tools[@]:0:$(( (i - 1) % 3 ))}")
+    for tool in "${order[@]}"; do
       case $tool in
         breakfix)
           measure "breakfix-$i" env BREAKFIX_JOURNAL_DIR="$OUT/journal" "$BREAKFIX" run \
@@ -181,6 +197,9 @@ part_compare() {
             "$VENV/bin/chaos" --no-version-check --log-file "$OUT/ctk-$i.chaostoolkit.log" run \
             --rollback-strategy always --journal-path "$OUT/ctk-$i.journal.json" \
             "$REPO_ROOT/bench/ctk/image-typo.json" ;;
+        bare)
+          measure "bare-$i" "$BARE_BIN" --kubeconfig "$KUBECONFIG_FILE" --context "$CONTEXT" \
+            --namespace "$NS" --deployment web --container web --image breakfix/workload:0.1.00 ;;
       esac
     done
   done

@@ -3,8 +3,9 @@
 
 Reads what the parts left: latency.json (benches/harness.rs latency),
 repeat.json (breakfix's JSON report of the --repeat run), compare.jsonl plus
-per-round <tag>.time (/usr/bin/time -v), <tag>.reference.jsonl (Kubernetes'
-own timing of the round), breakfix-N.json and ctk-N.journal.json (verdicts).
+per-round <tag>.time (/usr/bin/time -v), <tag>.rss.json (scripts/bench_rss.py),
+<tag>.reference.jsonl (Kubernetes' own timing of the round), breakfix-N.json
+and ctk-N.journal.json (verdicts).
 Standard library only.
 """
 
@@ -148,12 +149,29 @@ def repeat_section(folder):
     return lines
 
 
+TOOLS = {"breakfix": "breakfix", "ctk": "Chaos Toolkit", "bare": "bare kube-rs"}
+
+
+def round_verdict(folder, tool, n):
+    if tool == "breakfix":
+        rep = folder / f"breakfix-{n}.json"
+        return json.loads(rep.read_text())["experiments"][0]["outcome"] if rep.exists() else "?"
+    if tool == "ctk":
+        journal = folder / f"ctk-{n}.journal.json"
+        if not journal.exists():
+            return "?"
+        j = json.loads(journal.read_text())
+        deviated = not j.get("steady_states", {}).get("after", {}).get("steady_state_met", True)
+        return j.get("status", "?") + (" (deviated)" if deviated else "")
+    return "completed"
+
+
 def compare_section(folder):
     path = folder / "compare.jsonl"
     if not path.exists():
         return []
     rounds = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-    per_tool = {"breakfix": [], "ctk": []}
+    per_tool = {tool: [] for tool in TOOLS}
     for r in rounds:
         tool, _, n = r["tag"].rpartition("-")
         tv = parse_time_v(folder / f"{r['tag']}.time")
@@ -164,27 +182,21 @@ def compare_section(folder):
         k8s_ms = None
         if ref and all(ref.get(k) for k in ("patched", "signal", "restored", "steady")):
             k8s_ms = ((ts(ref["signal"]) - ts(ref["patched"])) + (ts(ref["steady"]) - ts(ref["restored"]))) * 1000
+        rss_path = folder / f"{r['tag']}.rss.json"
+        rss = json.loads(rss_path.read_text()) if rss_path.exists() else {}
         wall_ms = r["wallNs"] / 1e6
-        verdict = "?"
-        if tool == "breakfix":
-            rep = folder / f"breakfix-{n}.json"
-            if rep.exists():
-                verdict = json.loads(rep.read_text())["experiments"][0]["outcome"]
-        else:
-            journal = folder / f"ctk-{n}.journal.json"
-            if journal.exists():
-                j = json.loads(journal.read_text())
-                verdict = j.get("status", "?") + ("" if j.get("steady_states", {}).get("after", {}).get("steady_state_met", True) else " (deviated)")
         per_tool[tool].append(
             {
                 "round": int(n),
                 "exit": r["exit"],
-                "verdict": verdict,
+                "verdict": round_verdict(folder, tool, n),
                 "wall_ms": wall_ms,
                 "k8s_ms": k8s_ms,
                 "overhead_ms": None if k8s_ms is None else wall_ms - k8s_ms,
                 "cpu_ms": (tv["user_s"] + tv["sys_s"]) * 1000,
                 "rss_kib": tv["max_rss_kib"],
+                "anon_kib": rss.get("peakAnonKiB") or None,
+                "file_kib": rss.get("peakFileKiB") or None,
                 "cg_mem_kib": None if r.get("cgroupMemPeakBytes") is None else r["cgroupMemPeakBytes"] / 1024,
                 "cg_cpu_ms": None if r.get("cgroupCpuNs") is None else r["cgroupCpuNs"] / 1e6,
             }
@@ -194,37 +206,56 @@ def compare_section(folder):
         values = [x[key] for x in per_tool[tool] if x[key] is not None]
         return statistics.median(values) if values else None
 
-    def ratio(key):
-        a, b = med("ctk", key), med("breakfix", key)
+    def ratio(key, tool="breakfix"):
+        a, b = med("ctk", key), med(tool, key)
         if a is None or b is None or b <= 0:
             return "–"
         return f"{a / b:.1f}×"
 
+    def row(name, key, fmt, with_ratio=True):
+        cells = [fmt(med(tool, key)) for tool in TOOLS]
+        ratios = [ratio(key), ratio(key, "bare")] if with_ratio else ["–", "–"]
+        return f"| {name} | " + " | ".join(cells + ratios) + " |"
+
     lines = [
-        "### (b, c) image-typo, breakfix and Chaos Toolkit side by side",
+        "### (b, c) image-typo: breakfix, Chaos Toolkit and bare kube-rs side by side",
         "",
-        f"{len(per_tool['breakfix'])} rounds per tool on the same cluster, alternating which goes first. "
-        "Medians over rounds; the ratio is Chaos Toolkit ÷ breakfix (higher: breakfix better).",
+        f"{len(per_tool['breakfix'])} rounds per tool on the same cluster, each round starting with a different tool. "
+        "Medians over rounds; a ratio is Chaos Toolkit ÷ that tool (higher: that tool better). "
+        "*bare kube-rs* is the same experiment written directly against breakfix's stack "
+        "(`benches/bare_image_typo.rs`): the least any tool on that stack can use.",
         "",
-        "| measure | breakfix | Chaos Toolkit | ratio |",
-        "|---|---|---|---|",
-        f"| time to verdict (process start → exit) | {fmt_ms(med('breakfix', 'wall_ms'))} | {fmt_ms(med('ctk', 'wall_ms'))} | {ratio('wall_ms')} |",
-        f"| Kubernetes' own time in the round (reference watcher) | {fmt_ms(med('breakfix', 'k8s_ms'))} | {fmt_ms(med('ctk', 'k8s_ms'))} | – |",
-        f"| **overhead beyond Kubernetes' own timing** | {fmt_ms(med('breakfix', 'overhead_ms'))} | {fmt_ms(med('ctk', 'overhead_ms'))} | {ratio('overhead_ms')} |",
-        f"| CPU time, user + system (`time -v`, with children) | {fmt_ms(med('breakfix', 'cpu_ms'))} | {fmt_ms(med('ctk', 'cpu_ms'))} | {ratio('cpu_ms')} |",
-        f"| peak RSS (`time -v`) | {fmt_mib(med('breakfix', 'rss_kib'))} | {fmt_mib(med('ctk', 'rss_kib'))} | {ratio('rss_kib')} |",
+        "| measure | breakfix | Chaos Toolkit | bare kube-rs | ratio, breakfix | ratio, bare |",
+        "|---|---|---|---|---|---|",
+        row("time to verdict (process start → exit)", "wall_ms", fmt_ms),
+        row("Kubernetes' own time in the round (reference watcher)", "k8s_ms", fmt_ms, with_ratio=False),
+        row("**overhead beyond Kubernetes' own timing**", "overhead_ms", fmt_ms),
+        row("CPU time, user + system (`time -v`, with children)", "cpu_ms", fmt_ms),
+        row("peak RSS (`time -v`)", "rss_kib", fmt_mib),
     ]
+    if med("breakfix", "anon_kib") is not None:
+        lines += [
+            row("peak anonymous memory: heap, stacks (sampled)", "anon_kib", fmt_mib),
+            row("peak file-backed memory: code, libraries (sampled)", "file_kib", fmt_mib),
+        ]
     if med("breakfix", "cg_cpu_ms") is not None:
         lines += [
-            f"| CPU time (cgroup cpuacct, whole process tree) | {fmt_ms(med('breakfix', 'cg_cpu_ms'))} | {fmt_ms(med('ctk', 'cg_cpu_ms'))} | {ratio('cg_cpu_ms')} |",
-            f"| peak memory (cgroup, incl. page cache) | {fmt_mib(med('breakfix', 'cg_mem_kib'))} | {fmt_mib(med('ctk', 'cg_mem_kib'))} | {ratio('cg_mem_kib')} |",
+            row("CPU time (cgroup cpuacct, whole process tree)", "cg_cpu_ms", fmt_ms),
+            row("peak memory (cgroup, incl. page cache)", "cg_mem_kib", fmt_mib),
         ]
-    lines += ["", "Per round:", "", "| tool | round | verdict | exit | wall | k8s | overhead | CPU | peak RSS |", "|---|---|---|---|---|---|---|---|---|"]
-    for tool in ("breakfix", "ctk"):
+    lines += [
+        "",
+        "Per round:",
+        "",
+        "| tool | round | verdict | exit | wall | k8s | overhead | CPU | peak RSS | anonymous | file-backed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tool, label in TOOLS.items():
         for x in sorted(per_tool[tool], key=lambda x: x["round"]):
             lines.append(
-                f"| {'breakfix' if tool == 'breakfix' else 'Chaos Toolkit'} | {x['round']} | {x['verdict']} | {x['exit']} | "
-                f"{fmt_ms(x['wall_ms'])} | {fmt_ms(x['k8s_ms'])} | {fmt_ms(x['overhead_ms'])} | {fmt_ms(x['cpu_ms'])} | {fmt_mib(x['rss_kib'])} |"
+                f"| {label} | {x['round']} | {x['verdict']} | {x['exit']} | "
+                f"{fmt_ms(x['wall_ms'])} | {fmt_ms(x['k8s_ms'])} | {fmt_ms(x['overhead_ms'])} | {fmt_ms(x['cpu_ms'])} | "
+                f"{fmt_mib(x['rss_kib'])} | {fmt_mib(x['anon_kib'])} | {fmt_mib(x['file_kib'])} |"
             )
     versions = folder / "ctk-versions.txt"
     if versions.exists():
