@@ -35,9 +35,9 @@ cluster-down:
 suite *ARGS: images
     cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
 
-# Unit tests and the API-server tier (a real kube-apiserver in a container).
+# Unit tests, the binary's cluster-free tests and the API-server tier (a real kube-apiserver in a container).
 test: images-tier
-    cargo test --locked --features testkit --lib --bins --test apiserver
+    cargo test --locked --features testkit --lib --bins --test cli --test apiserver
     cargo test --locked -p breakfix-workload
     just testkit-reap
 

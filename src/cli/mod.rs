@@ -70,10 +70,15 @@ enum Command {
 enum ClusterCommand {
     /// Create a cluster (or reuse the one breakfix created with this name).
     Up(ClusterUpArgs),
-    /// Delete a cluster breakfix created.
+    /// Delete clusters breakfix created (like `kind delete cluster`).
     Down {
+        /// The clusters to delete.
         #[arg(default_value = "breakfix")]
-        name: String,
+        names: Vec<String>,
+        /// Delete every cluster breakfix created (`breakfix cluster list`),
+        /// e.g. ones left by killed test runs that dockerd restarts.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
     },
     /// List the clusters breakfix created.
     List,
@@ -148,7 +153,18 @@ async fn dispatch(command: Command) -> u8 {
         Command::Cleanup { journal_dir } => run::cleanup(journal_dir).await,
         Command::Cluster { command } => match command {
             ClusterCommand::Up(args) => run::cluster_up(&args.name, args.workers).await,
-            ClusterCommand::Down { name } => run::cluster_down(&name).await,
+            ClusterCommand::Down { names, all } => {
+                let names = if all {
+                    let recorded = breakfix::cluster::KindCluster::all_recorded();
+                    if recorded.is_empty() {
+                        println!("no clusters created by breakfix");
+                    }
+                    recorded.into_iter().map(|c| c.name).collect()
+                } else {
+                    names
+                };
+                run::cluster_down(&names).await
+            }
             ClusterCommand::List => {
                 let clusters = breakfix::cluster::KindCluster::all_recorded();
                 if clusters.is_empty() {

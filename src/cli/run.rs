@@ -359,12 +359,14 @@ pub async fn cluster_up(name: &str, workers: u32) -> u8 {
     }
 }
 
-pub async fn cluster_down(name: &str) -> u8 {
-    match cluster::kind::delete(name).await {
-        Ok(()) => {
-            println!("deleted cluster `{name}`");
-            0
+/// Deletes each named cluster; one that fails does not stop the others.
+pub async fn cluster_down(names: &[String]) -> u8 {
+    let mut code = 0;
+    for name in names {
+        match cluster::kind::delete(name).await {
+            Ok(()) => println!("deleted cluster `{name}`"),
+            Err(e) => code = code.max(cluster_error(&e)),
         }
-        Err(e) => cluster_error(&e),
     }
+    code
 }

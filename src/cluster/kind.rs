@@ -298,7 +298,7 @@ async fn create(kind: &Path, opts: &KindOptions) -> Result<KindCluster, ClusterE
 /// Deletes a cluster breakfix created, and forgets it.
 pub async fn delete(name: &str) -> Result<(), ClusterError> {
     let Some(cluster) = KindCluster::recorded(name) else {
-        return Err(ClusterError::NotOurs { name: name.into() });
+        return Err(ClusterError::NotRecorded { name: name.into() });
     };
     let kubeconfig = cluster.kubeconfig.to_string_lossy().into_owned();
     run(

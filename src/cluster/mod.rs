@@ -33,6 +33,10 @@ pub enum ClusterError {
     )]
     NotOurs { name: String },
     #[error(
+        "breakfix did not create a cluster named `{name}` (see `breakfix cluster list`); it deletes only its own"
+    )]
+    NotRecorded { name: String },
+    #[error(
         "cluster `{name}` already exists; pass --reuse to run on it, or `breakfix cluster down {name}`"
     )]
     Exists { name: String },
