@@ -152,7 +152,7 @@ def repeat_section(folder):
 TOOLS = {"breakfix": "breakfix", "ctk": "Chaos Toolkit", "bare": "bare kube-rs"}
 
 
-def round_verdict(folder, tool, n):
+def round_verdict(folder, tool, n, exit_code):
     if tool == "breakfix":
         rep = folder / f"breakfix-{n}.json"
         return json.loads(rep.read_text())["experiments"][0]["outcome"] if rep.exists() else "?"
@@ -163,7 +163,8 @@ def round_verdict(folder, tool, n):
         j = json.loads(journal.read_text())
         deviated = not j.get("steady_states", {}).get("after", {}).get("steady_state_met", True)
         return j.get("status", "?") + (" (deviated)" if deviated else "")
-    return "completed"
+    # The bare program writes no verdict: exit 0 means it saw the signal and the recovery.
+    return "completed" if exit_code == 0 else "failed"
 
 
 def compare_section(folder):
@@ -189,7 +190,7 @@ def compare_section(folder):
             {
                 "round": int(n),
                 "exit": r["exit"],
-                "verdict": round_verdict(folder, tool, n),
+                "verdict": round_verdict(folder, tool, n, r["exit"]),
                 "wall_ms": wall_ms,
                 "k8s_ms": k8s_ms,
                 "overhead_ms": None if k8s_ms is None else wall_ms - k8s_ms,

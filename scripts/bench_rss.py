@@ -62,7 +62,7 @@ def rss_kib(pid):
 
 def main():
     root, out = int(sys.argv[1]), sys.argv[2]
-    peak = {"peakAnonKiB": 0, "peakFileKiB": 0, "peakTotalKiB": 0, "atPeakAnonKiB": 0, "atPeakFileKiB": 0, "samples": 0}
+    peak = {"peakAnonKiB": 0, "peakFileKiB": 0, "samples": 0}
     pids, tick = set(), 0
     while os.path.exists(f"/proc/{root}"):
         if not pids or tick % 40 == 0:
@@ -76,8 +76,6 @@ def main():
             peak["samples"] += 1
             peak["peakAnonKiB"] = max(peak["peakAnonKiB"], anon)
             peak["peakFileKiB"] = max(peak["peakFileKiB"], file)
-            if anon + file > peak["peakTotalKiB"]:
-                peak.update(peakTotalKiB=anon + file, atPeakAnonKiB=anon, atPeakFileKiB=file)
         time.sleep(0.025)
     with open(out, "w") as f:
         json.dump(peak, f)

@@ -153,18 +153,7 @@ async fn dispatch(command: Command) -> u8 {
         Command::Cleanup { journal_dir } => run::cleanup(journal_dir).await,
         Command::Cluster { command } => match command {
             ClusterCommand::Up(args) => run::cluster_up(&args.name, args.workers).await,
-            ClusterCommand::Down { names, all } => {
-                let names = if all {
-                    let recorded = breakfix::cluster::KindCluster::all_recorded();
-                    if recorded.is_empty() {
-                        println!("no clusters created by breakfix");
-                    }
-                    recorded.into_iter().map(|c| c.name).collect()
-                } else {
-                    names
-                };
-                run::cluster_down(&names).await
-            }
+            ClusterCommand::Down { names, all } => run::cluster_down(names, all).await,
             ClusterCommand::List => {
                 let clusters = breakfix::cluster::KindCluster::all_recorded();
                 if clusters.is_empty() {

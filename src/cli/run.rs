@@ -359,10 +359,20 @@ pub async fn cluster_up(name: &str, workers: u32) -> u8 {
     }
 }
 
-/// Deletes each named cluster; one that fails does not stop the others.
-pub async fn cluster_down(names: &[String]) -> u8 {
+/// Deletes each named cluster, or with `all` every cluster breakfix
+/// recorded; one that fails does not stop the others.
+pub async fn cluster_down(names: Vec<String>, all: bool) -> u8 {
+    let names = if all {
+        let recorded = cluster::KindCluster::all_recorded();
+        if recorded.is_empty() {
+            println!("no clusters created by breakfix");
+        }
+        recorded.into_iter().map(|c| c.name).collect()
+    } else {
+        names
+    };
     let mut code = 0;
-    for name in names {
+    for name in &names {
         match cluster::kind::delete(name).await {
             Ok(()) => println!("deleted cluster `{name}`"),
             Err(e) => code = code.max(cluster_error(&e)),
