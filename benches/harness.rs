@@ -35,7 +35,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use breakfix::baseline::steady::deployment_verdict;
-use breakfix::detect::{Scope, SignalKind, merged, watch_pod_signals};
+use breakfix::detect::{Scope, merged, watch_pod_signals};
+use breakfix::vocab::SignalKind;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;

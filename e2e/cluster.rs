@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use breakfix::detect::SignalKind;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;

@@ -4,9 +4,9 @@
 //! Job or Pod behind. With a pod quota the storm is capped, the refusal is
 //! the signal, and another namespace's workload never notices.
 
-use breakfix::detect::SignalKind;
 use breakfix::fault::cron_job_storm::STORM_LABEL;
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;

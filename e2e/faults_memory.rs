@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use breakfix::detect::SignalKind;
 use breakfix::fault::memory_squeeze::{LOAD_APP, LOAD_LABEL};
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;

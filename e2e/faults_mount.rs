@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use breakfix::detect::SignalKind;
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::runtime::watcher;

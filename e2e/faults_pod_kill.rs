@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use breakfix::baseline::steady::pod_ready;
-use breakfix::detect::SignalKind;
 use breakfix::kobj::ObjectRef;
 use breakfix::runner::Outcome;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::watcher;

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use breakfix::detect::Observation;
 use breakfix::detect::endpoints::ready_endpoints;
-use breakfix::detect::{Observation, SignalKind};
 use breakfix::kobj::ObjectRef;
 use breakfix::runner::TrialReport;
 use breakfix::timeline::EntryKind;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use breakfix::baseline::steady::pod_ready;
-use breakfix::detect::SignalKind;
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::watcher;

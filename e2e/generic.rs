@@ -4,8 +4,8 @@
 //! watches), be detected with the signals the experiment names, and leave
 //! the touched object exactly as it was.
 
-use breakfix::detect::SignalKind;
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;

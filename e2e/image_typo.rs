@@ -3,8 +3,8 @@
 //! Deployment. With maxUnavailable 0 the old ReplicaSet keeps serving all
 //! along, which these tests check with their own watches.
 
-use breakfix::detect::SignalKind;
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;

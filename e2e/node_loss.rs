@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use breakfix::cluster::ClusterHandle;
 use breakfix::cluster::kind::{KindOptions, ensure};
-use breakfix::detect::SignalKind;
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
 use kube::runtime::watcher;

@@ -3,9 +3,9 @@
 //! detects it from the EndpointSlices (or the canary), and the revert puts
 //! the Service back exactly.
 
-use breakfix::detect::SignalKind;
 use breakfix::detect::endpoints::ready_endpoints;
 use breakfix::kobj::ObjectRef;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use breakfix::cluster::{KindCluster, client_for_context};
-use breakfix::detect::{Observation, Scope, SignalKind, first_expected, merged, watch_pod_signals};
+use breakfix::detect::{Observation, Scope, first_expected, merged, watch_pod_signals};
+use breakfix::vocab::SignalKind;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ObjectMeta, PostParams};

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use breakfix::baseline::{SteadyState, apply_baseline};
 use breakfix::experiment::{LoadedExperiment, load_experiment};
-use breakfix::journal::{ClusterRecord, Journal, JournalState};
+use breakfix::journal::{ClusterRecord, JournalState};
 use breakfix::kobj::{self, ObjectRef};
 use breakfix::runner::{ExperimentReport, Outcome, Runner};
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
-use tokio_util::sync::CancellationToken;
 
 use crate::support;
 
@@ -106,8 +105,8 @@ impl Run {
     /// Returns the detection's (signal, time to detect, time to recover).
     pub fn assert_detected_and_recovered(
         &self,
-        expected: &[breakfix::detect::SignalKind],
-    ) -> (breakfix::detect::SignalKind, Duration, Duration) {
+        expected: &[breakfix::vocab::SignalKind],
+    ) -> (breakfix::vocab::SignalKind, Duration, Duration) {
         let trial = &self.report.trials[0];
         let detection = trial.detection.as_ref().unwrap_or_else(|| {
             panic!(
@@ -144,34 +143,29 @@ impl Run {
     }
 }
 
-/// Runs `exp` once through the library runner with a journal of its own.
+/// Runs `exp` once through the library's [`Runner`], with a journal of its
+/// own. The baseline stays applied afterwards: the tests compare the objects
+/// the fault touched with their state before, and the next test reuses it.
 pub async fn run(client: &Client, exp: &LoadedExperiment) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let run_id = format!("e2e-{}-{}", exp.name(), std::process::id());
-    let mut journal = Journal::create(
-        dir.path(),
-        &run_id,
-        ClusterRecord {
+    let runner = Runner::builder(client.clone())
+        .cluster(ClusterRecord {
             provider: "kind".into(),
             name: support::cluster_name(),
             kubeconfig: None,
             context: None,
-        },
-    )
-    .unwrap();
-    let path = journal.path().to_path_buf();
-    let mut runner = Runner {
-        client: client.clone(),
-        run_id,
-        journal: &mut journal,
-        events: None,
-        cancel: CancellationToken::new(),
-        repeat: Some(1),
-    };
-    let (report, _applied) = runner.run_experiment(exp).await;
-    drop(runner);
+        })
+        .journal_dir(dir.path())
+        .run_id(format!("e2e-{}-{}", exp.name(), std::process::id()))
+        .repeat(1)
+        .keep_baselines(true)
+        .build()
+        .unwrap();
+    let path = runner.journal_path().to_path_buf();
+    let mut report = runner.run(std::slice::from_ref(exp)).await;
+    assert_eq!(report.experiments.len(), 1, "one experiment, one report");
     Run {
-        report,
+        report: report.experiments.remove(0),
         journal: JournalState::read(&path).unwrap(),
     }
 }

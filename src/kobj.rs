@@ -274,7 +274,7 @@ pub async fn delete_tree(
 pub async fn apply(client: &Client, obj: &DynamicObject) -> Result<DynamicObject, ObjectError> {
     let target = ObjectRef::of(obj)?;
     let api = api_for(client, &target).await?;
-    let pp = PatchParams::apply(crate::FIELD_MANAGER).force();
+    let pp = PatchParams::apply(crate::vocab::FIELD_MANAGER).force();
     api.patch(&target.name, &pp, &Patch::Apply(obj))
         .await
         .map_err(|source| ObjectError::Api { target, source })

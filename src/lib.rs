@@ -1,14 +1,28 @@
 //! breakfix: turn Kubernetes failure stories into repeatable experiments.
 //!
-//! An [`experiment::Experiment`] names a baseline (manifests plus a declared
-//! steady state), a [`fault::FaultSpec`] and SLOs. The [`runner`] creates or
-//! reuses a cluster ([`cluster`]), applies the baseline ([`baseline`]), waits
-//! for steady state, journals and injects the fault ([`journal`], [`fault`]),
-//! watches the cluster until the expected signal shows ([`detect`]), reverts,
-//! waits for recovery, and judges the run against its SLOs ([`slo`]). Every
-//! step lands on one [`timeline`] that the [`report`] module renders.
+//! An [`Experiment`] names a baseline (manifests plus a declared steady
+//! state), a [`FaultSpec`] and SLOs. A [`Runner`] applies the baseline on a
+//! cluster ([`cluster`], [`baseline`]), waits for steady state, journals and
+//! injects the fault ([`journal`], [`fault`]), watches the cluster until the
+//! expected signal shows ([`detect`]), reverts, waits for recovery, and
+//! judges the run against its SLOs ([`slo`]). Every step lands on one
+//! [`timeline`]; the [`report`] module renders the [`RunReport`].
 //!
-//! The library is usable without the CLI: see [`runner::Runner`].
+//! The modules import one way only, from the vocabulary up:
+//! [`vocab`] → [`kobj`] → [`journal`] → [`detect`] → [`baseline`]/[`fault`]
+//! → [`experiment`] → [`slo`]/[`timeline`] → [`runner`] → [`report`]; the
+//! command line sits on top and the library works without it.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! let experiment = breakfix::load_experiment("experiments/pod-kill.yaml".as_ref())
+//!     .map_err(|problems| format!("{} problem(s) in the file", problems.len()))?;
+//! let report = breakfix::Runner::builder(client).build()?.run(&[experiment]).await;
+//! println!("{}", breakfix::report::summary(&report));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod baseline;
 pub mod cluster;
@@ -21,13 +35,18 @@ pub mod report;
 pub mod runner;
 pub mod slo;
 pub mod timeline;
+pub mod vocab;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-/// Field manager used for every server-side apply and patch breakfix makes.
-pub const FIELD_MANAGER: &str = "breakfix";
-/// Label carried by every object breakfix creates, valued with the run id.
-pub const RUN_LABEL: &str = "breakfix.dev/run";
-/// Label marking objects that belong to breakfix (value: `true`).
-pub const MANAGED_LABEL: &str = "app.kubernetes.io/managed-by";
+pub use baseline::LoadedBaseline;
+pub use experiment::{Experiment, LoadedExperiment, load_experiment};
+pub use fault::FaultSpec;
+pub use journal::ClusterRecord;
+pub use runner::{
+    ExperimentReport, Outcome, RunEvent, RunReport, Runner, RunnerBuilder, RunnerError,
+};
+pub use vocab::{
+    Diagnostic, FIELD_MANAGER, HumanDuration, MANAGED_LABEL, Name, RUN_LABEL, SignalKind,
+};

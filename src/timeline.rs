@@ -7,7 +7,8 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{Observation, SignalKind};
+use crate::detect::Observation;
+use crate::vocab::SignalKind;
 
 /// The phases of a trial, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -60,6 +61,21 @@ pub enum EntryKind {
     Recovered,
     Error {
         phase: Phase,
+        message: String,
+    },
+    /// A step of a transition began (a configuration applied, a node rolled).
+    StepStarted {
+        step: String,
+    },
+    /// A step of a transition ended; `error` says why it failed, if it did.
+    StepFinished {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// Something worth seeing on the timeline that is not a signal (a drain
+    /// blocked by a PodDisruptionBudget, a version read back).
+    Note {
         message: String,
     },
 }

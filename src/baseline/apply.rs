@@ -93,8 +93,11 @@ pub async fn delete_baseline(client: &Client, applied: &[ObjectRef]) -> Result<(
 
 fn managed_labels(baseline: &str, run_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (crate::MANAGED_LABEL.to_string(), "breakfix".to_string()),
+        (
+            crate::vocab::MANAGED_LABEL.to_string(),
+            "breakfix".to_string(),
+        ),
         ("breakfix.dev/baseline".to_string(), baseline.to_string()),
-        (crate::RUN_LABEL.to_string(), run_id.to_string()),
+        (crate::vocab::RUN_LABEL.to_string(), run_id.to_string()),
     ])
 }

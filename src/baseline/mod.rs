@@ -11,7 +11,7 @@ use kube::api::DynamicObject;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::{ApiVersion, Diagnostic, HumanDuration, Name, load};
+use crate::vocab::{ApiVersion, Diagnostic, HumanDuration, Name, load};
 pub use apply::{ApplyError, apply_baseline, delete_baseline};
 pub use steady::{SteadyError, SteadyState};
 

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use breakfix::experiment::{self, Diagnostic};
+use breakfix::experiment;
+use breakfix::vocab::Diagnostic;
 
 /// Exit code for bad input or a broken environment.
 pub const EXIT_USAGE: u8 = 2;
@@ -253,7 +254,7 @@ const LIST_WIDTH: usize = 100;
 /// The catalogue as `breakfix list` prints it: one block per fault, its
 /// text wrapped at `width` under a hanging label.
 fn render_catalogue(entries: &[breakfix::fault::CatalogueEntry], width: usize) -> String {
-    use breakfix::detect::SignalKind;
+    use breakfix::vocab::SignalKind;
     let mut out = format!(
         "{} faults (keys under `spec.fault`; `breakfix schema` lists their settings)\n\n",
         entries.len()

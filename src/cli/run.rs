@@ -6,11 +6,10 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use breakfix::baseline::delete_baseline;
-use breakfix::cluster::{self, ClusterError, ClusterHandle, KindOptions};
+use breakfix::cluster::{self, ClusterError, KindOptions};
 use breakfix::journal::{Journal, JournalState};
 use breakfix::report::{self, junit};
-use breakfix::runner::{RunReport, Runner, outcome::REPORT_SCHEMA_VERSION};
+use breakfix::runner::Runner;
 
 use super::{EXIT_USAGE, load_all};
 
@@ -66,16 +65,6 @@ fn cluster_error(e: &ClusterError) -> u8 {
     EXIT_USAGE
 }
 
-/// A run id: sortable by time, unique enough for one machine.
-fn new_run_id() -> String {
-    let now = jiff::Timestamp::now();
-    format!(
-        "{}-{:04x}",
-        now.strftime("%Y%m%dt%H%M%S"),
-        std::process::id() & 0xffff
-    )
-}
-
 pub async fn run(args: RunArgs) -> u8 {
     let experiments = match load_all(&args.paths) {
         Ok(e) => e,
@@ -88,7 +77,6 @@ pub async fn run(args: RunArgs) -> u8 {
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
 
-    let started = jiff::Timestamp::now();
     eprintln!(
         "breakfix: {} experiment(s); getting a cluster…",
         experiments.len()
@@ -120,78 +108,29 @@ pub async fn run(args: RunArgs) -> u8 {
         handle.record.provider, handle.record.name
     );
 
-    let run_id = new_run_id();
-    let journal_dir = args
-        .journal_dir
-        .clone()
-        .unwrap_or_else(Journal::default_dir);
-    let mut journal = match Journal::create(&journal_dir, &run_id, handle.record.clone()) {
-        Ok(j) => j,
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut builder = Runner::builder(handle.client.clone())
+        .cluster(handle.record.clone())
+        .events(tx)
+        .cancel(cancel.clone())
+        .keep_baselines(args.keep);
+    if let Some(dir) = &args.journal_dir {
+        builder = builder.journal_dir(dir);
+    }
+    if let Some(repeat) = args.repeat {
+        builder = builder.repeat(repeat);
+    }
+    let runner = match builder.build() {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
-    let journal_path = journal.path().to_path_buf();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = tokio::spawn(report::progress::show(rx));
-
-    let client = handle.client.clone();
-    let task_cancel = cancel.clone();
-    let repeat = args.repeat;
-    let task_run_id = run_id.clone();
-    let run_task = tokio::spawn(async move {
-        let mut runner = Runner {
-            client: client.clone(),
-            run_id: task_run_id,
-            journal: &mut journal,
-            events: Some(tx),
-            cancel: task_cancel.clone(),
-            repeat,
-        };
-        let mut reports = Vec::new();
-        let mut applied = Vec::new();
-        for exp in &experiments {
-            if task_cancel.is_cancelled() {
-                break;
-            }
-            let (report, objects) = runner.run_experiment(exp).await;
-            reports.push(report);
-            applied.push(objects);
-        }
-        drop(runner);
-        (reports, applied, journal)
-    });
-
-    let (reports, applied, journal) = match run_task.await {
-        Ok(result) => result,
-        Err(join_error) => {
-            eprintln!("error: the run crashed ({join_error}); reverting from the journal");
-            replay_journal(&journal_path, &handle).await;
-            return 1;
-        }
-    };
+    let report = runner.run(&experiments).await;
     let _ = progress.await;
 
-    if !args.keep {
-        for objects in applied.iter().rev() {
-            if let Err(e) = delete_baseline(&handle.client, objects).await {
-                eprintln!("warning: baseline cleanup: {e}");
-            }
-        }
-    }
-    if let Err(e) = journal.finish() {
-        eprintln!("warning: {e}");
-    }
-
-    let report = RunReport {
-        schema: REPORT_SCHEMA_VERSION.into(),
-        run_id,
-        started,
-        finished: jiff::Timestamp::now(),
-        cluster: handle.record.clone(),
-        experiments: reports,
-    };
     print!("{}", report::summary(&report));
     let mut code = report.exit_code() as u8;
     if let Some(path) = &args.json
@@ -255,23 +194,6 @@ fn spawn_signal_handler(cancel: CancellationToken) {
             }
         }
     });
-}
-
-async fn replay_journal(path: &std::path::Path, handle: &ClusterHandle) {
-    match JournalState::read(path) {
-        Ok(state) => match state.replay(&handle.client).await {
-            Ok(errors) if errors.is_empty() => {
-                eprintln!("reverted {} change(s)", state.pending.len())
-            }
-            Ok(errors) => {
-                for e in errors {
-                    eprintln!("error: {e}");
-                }
-            }
-            Err(e) => eprintln!("error: {e}"),
-        },
-        Err(e) => eprintln!("error: {e}"),
-    }
 }
 
 pub async fn cleanup(dir: Option<PathBuf>) -> u8 {

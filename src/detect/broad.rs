@@ -17,8 +17,8 @@ use kube::{Api, Client};
 use super::canary::{CanaryRef, UnreadyCanary, watch_unready};
 use super::endpoints::{SERVICE_NAME_LABEL, ready_endpoints, watch_service_endpoints};
 use super::nodes::watch_nodes;
-use super::{Observation, SignalKind, SignalStream};
-use crate::experiment::Name;
+use super::{Observation, SignalStream};
+use crate::vocab::{Name, SignalKind};
 
 /// Label that marks a pod as a canary (its value: the canary's mode, e.g. `http`).
 pub const CANARY_LABEL: &str = "breakfix.dev/canary";

@@ -20,8 +20,8 @@ use kube::{Api, Client, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DetectError, Observation, SignalKind};
-use crate::experiment::Name;
+use super::{DetectError, Observation};
+use crate::vocab::{Name, SignalKind};
 
 /// The port every workload mode serves `/status` on.
 pub const DEFAULT_PORT: u16 = 8080;

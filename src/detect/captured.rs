@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use rstest::rstest;
 
-use super::SignalKind;
 use super::classify::{event_finding, event_is_new, pod_findings};
 use super::diagnose::missing_reference;
+use crate::vocab::SignalKind;
 
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

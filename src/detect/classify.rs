@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 
-use super::SignalKind;
+use crate::vocab::SignalKind;
 
 /// One signal read off one object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Observation, SignalKind, probe};
+use super::{Observation, probe};
+use crate::vocab::SignalKind;
 
 /// What a responder would write in the incident channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -12,7 +12,8 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 
 use super::classify::Finding;
-use super::{DetectError, SignalKind, SignalStream, into_observation};
+use super::{DetectError, SignalStream, into_observation};
+use crate::vocab::SignalKind;
 
 /// Label the endpointslice controller puts on every slice of a Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";

@@ -14,7 +14,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::classify::{Finding, same_second_or_later};
-use super::{DetectError, Scope, SignalKind, SignalStream, into_observation};
+use super::{DetectError, Scope, SignalStream, into_observation};
+use crate::vocab::SignalKind;
 
 /// How a pod left, as the watch reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,6 @@ pub mod gone;
 pub mod nodes;
 pub mod probe;
 pub mod selector;
-mod signal;
 pub mod surge;
 
 use std::collections::{HashMap, HashSet};
@@ -32,9 +31,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::SignalKind;
+
 pub use classify::Finding;
 pub use diagnose::{Diagnosis, corroborate, diagnose};
-pub use signal::SignalKind;
 
 /// Errors while watching for signals.
 #[derive(Debug, thiserror::Error)]

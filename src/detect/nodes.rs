@@ -16,7 +16,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::classify::Finding;
-use super::{DetectError, SignalKind, SignalStream, into_observation};
+use super::{DetectError, SignalStream, into_observation};
+use crate::vocab::SignalKind;
 
 /// [`SignalKind::NodeNotReady`] when `node`'s Ready condition is not True.
 pub fn node_finding(node: &Node) -> Option<Finding> {

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::SignalKind;
+use crate::vocab::SignalKind;
 
 /// Which probe a kubelet message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 use kube::{Api, Client};
 
-use super::{Observation, SignalKind, SignalStream};
+use super::{Observation, SignalStream};
+use crate::vocab::SignalKind;
 
 /// `a=1,b=2` from a selector map.
 pub fn selector_string(selector: &BTreeMap<String, String>) -> String {

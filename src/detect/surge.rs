@@ -15,7 +15,8 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 
 use super::classify::Finding;
-use super::{DetectError, SignalKind, SignalStream, into_observation};
+use super::{DetectError, SignalStream, into_observation};
+use crate::vocab::SignalKind;
 
 /// The most live Pods and Jobs that are still normal; one more is a surge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,7 @@
 //! Experiment files: the schema, strict loading with file:line:col errors,
 //! semantic validation and JSON Schema export.
 
-pub mod diagnostic;
-pub mod duration;
 pub mod expr;
-pub mod load;
-pub mod name;
 pub mod slo;
 
 use std::collections::BTreeMap;
@@ -15,39 +11,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{Baseline, LoadedBaseline};
-use crate::detect::SignalKind;
 use crate::fault::FaultSpec;
-pub use diagnostic::Diagnostic;
-pub use duration::HumanDuration;
-pub use name::Name;
+use crate::vocab::{
+    ApiVersion, Diagnostic, HumanDuration, Name, SignalKind, diagnostic, is_system_namespace, load,
+};
 pub use slo::SloSpec;
-
-/// The only `apiVersion` this release reads.
-pub const API_VERSION: &str = "breakfix.dev/v1alpha1";
-
-/// `apiVersion: breakfix.dev/v1alpha1`, checked on load.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(transparent)]
-pub struct ApiVersion(#[schemars(regex(pattern = r"^breakfix\.dev/v1alpha1$"))] String);
-
-impl Default for ApiVersion {
-    fn default() -> Self {
-        Self(API_VERSION.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for ApiVersion {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s == API_VERSION {
-            Ok(Self(s))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "apiVersion `{s}` is not one breakfix reads; expected `{API_VERSION}`"
-            )))
-        }
-    }
-}
 
 /// `kind: Experiment`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -341,11 +309,6 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         }),
         _ => Err(problems),
     }
-}
-
-/// Namespaces a fault may target outside its baseline (cluster services such as CoreDNS).
-pub fn is_system_namespace(ns: &str) -> bool {
-    ns == "kube-system"
 }
 
 /// Expands folders into the experiment files directly inside them

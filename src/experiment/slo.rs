@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::expr::Expr;
-use super::{HumanDuration, Name};
+use crate::vocab::{HumanDuration, Name};
 
 /// Service-level objectives the run is judged against.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -40,7 +40,7 @@ impl FaultContext<'_> {
         )?;
         let api = kobj::api_for(&self.client, target).await?;
         let pp = PatchParams {
-            field_manager: Some(crate::FIELD_MANAGER.into()),
+            field_manager: Some(crate::vocab::FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
         api.patch(&target.name, &pp, patch).await.map_err(|source| {
@@ -109,7 +109,7 @@ impl FaultContext<'_> {
         obj.metadata
             .labels
             .get_or_insert_default()
-            .insert(crate::RUN_LABEL.into(), self.run_id.clone());
+            .insert(crate::vocab::RUN_LABEL.into(), self.run_id.clone());
         let target = ObjectRef::of(&obj)?;
         self.journal
             .intend(&self.experiment, UndoAction::Delete { target, uid: None })?;
@@ -126,7 +126,7 @@ impl FaultContext<'_> {
         obj.metadata
             .labels
             .get_or_insert_default()
-            .insert(crate::RUN_LABEL.into(), self.run_id.clone());
+            .insert(crate::vocab::RUN_LABEL.into(), self.run_id.clone());
         let target = ObjectRef::of(&obj)?;
         self.journal.intend(
             &self.experiment,

@@ -22,10 +22,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Fault, FaultContext, FaultError, Injection};
+use super::{Claim, Fault, FaultContext, FaultError, Injection, SharedResource};
+use crate::detect::Scope;
 use crate::detect::surge::{SurgeBound, watch_surge};
-use crate::detect::{Scope, SignalKind};
-use crate::experiment::{HumanDuration, Name};
+use crate::vocab::{HumanDuration, Name, SignalKind};
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
@@ -238,6 +238,15 @@ impl Fault for CronJobStorm {
 
     fn namespace(&self) -> Option<&str> {
         Some(self.namespace.as_str())
+    }
+
+    /// Its namespace, and the nodes' room for pods, which a storm fills for
+    /// everyone unless a quota caps it.
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::of_namespace(Some(self.namespace.as_str())),
+            Claim::Shared(SharedResource::SchedulerCapacity),
+        ]
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -14,8 +14,7 @@ use super::generic::{
     ObjectTarget, broad_injection, serving_before, watched_namespace, watched_namespace_problem,
 };
 use super::{Fault, FaultContext, FaultError, Injection};
-use crate::detect::SignalKind;
-use crate::experiment::Name;
+use crate::vocab::{Name, SignalKind};
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {

@@ -12,8 +12,8 @@ use crate::detect::Scope;
 use crate::detect::broad::{serving_services, watch_broadly};
 use crate::detect::gone::watch_pod_deletions;
 use crate::detect::selector::with_selector_evidence;
-use crate::experiment::Name;
 use crate::kobj::ObjectRef;
+use crate::vocab::Name;
 
 /// Any object, by apiVersion, kind, namespace (absent for cluster-scoped
 /// kinds) and name.

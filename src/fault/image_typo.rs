@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
-use crate::detect::{Scope, SignalKind};
+use crate::detect::Scope;
 use crate::kobj::ObjectRef;
+use crate::vocab::SignalKind;
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {

@@ -24,10 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::target::LiveDeployment;
-use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
-use crate::detect::SignalKind;
+use super::{Claim, DeploymentRef, Fault, FaultContext, FaultError, Injection, SharedResource};
 use crate::detect::canary::{CanaryRef, watch_dns_failures};
-use crate::experiment::Name;
+use crate::vocab::{Name, SignalKind};
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
@@ -206,6 +205,22 @@ impl Fault for MemorySqueeze {
 
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
+    }
+
+    /// The squeezed Deployment (CoreDNS: cluster DNS, which every workload
+    /// uses) and the namespace the DNS load runs in.
+    fn claims(&self) -> Vec<Claim> {
+        let target = if self.target.namespace.as_str() == "kube-system"
+            && self.target.deployment.as_str() == "coredns"
+        {
+            Claim::Shared(SharedResource::ClusterDns)
+        } else {
+            Claim::of_namespace(Some(self.target.namespace.as_str()))
+        };
+        vec![
+            target,
+            Claim::of_namespace(Some(self.load.namespace.as_str())),
+        ]
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -19,8 +19,8 @@ use serde_json::json;
 
 use super::target::LiveDeployment;
 use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
-use crate::detect::SignalKind;
 use crate::kobj::ObjectRef;
+use crate::vocab::SignalKind;
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
@@ -69,7 +69,7 @@ impl ConfigKind {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigObject {
     pub kind: ConfigKind,
-    pub name: crate::experiment::Name,
+    pub name: crate::vocab::Name,
 }
 
 /// How the reference is broken.

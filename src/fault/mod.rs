@@ -27,9 +27,10 @@ use std::future::Future;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{Scope, SignalKind, SignalStream};
+use crate::detect::{Scope, SignalStream};
 use crate::journal::JournalError;
 use crate::kobj::ObjectError;
+use crate::vocab::SignalKind;
 pub use context::FaultContext;
 pub use cron_job_storm::CronJobStorm;
 pub use delete::DeleteObject;
@@ -96,6 +97,12 @@ pub trait Fault {
     fn can_self_heal(&self) -> bool {
         false
     }
+    /// What the fault needs to itself while it is in (see [`Claim`]). The
+    /// default: the namespace it acts in, or the whole cluster when it acts
+    /// in a system namespace or on cluster-scoped objects.
+    fn claims(&self) -> Vec<Claim> {
+        vec![Claim::of_namespace(self.namespace())]
+    }
     /// Breaks the cluster, journaling every undo first.
     fn inject(
         &self,
@@ -107,8 +114,8 @@ pub trait Fault {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeploymentRef {
-    pub namespace: crate::experiment::Name,
-    pub deployment: crate::experiment::Name,
+    pub namespace: crate::vocab::Name,
+    pub deployment: crate::vocab::Name,
 }
 
 /// Declares the fault catalogue once: the [`FaultSpec`] enum (one variant
@@ -184,16 +191,109 @@ impl FaultSpec {
         dispatch!(self, f => f.can_self_heal())
     }
 
-    /// Whether the fault touches cluster-wide services (CoreDNS, cluster RBAC,
-    /// nodes) and so must not run beside other experiments.
+    /// What the fault needs to itself while it is in, sorted.
+    pub fn claims(&self) -> Vec<Claim> {
+        let mut claims = dispatch!(self, f => f.claims());
+        claims.sort();
+        claims.dedup();
+        claims
+    }
+
+    /// Whether the fault touches something every workload shares (CoreDNS,
+    /// cluster RBAC, nodes, scheduler capacity) and so must not run beside
+    /// other experiments.
     pub fn is_cluster_scoped(&self) -> bool {
-        self.namespace()
-            .is_none_or(crate::experiment::is_system_namespace)
+        self.claims().iter().any(|c| matches!(c, Claim::Shared(_)))
     }
 
     /// Injects the fault.
     pub async fn inject(&self, ctx: &mut FaultContext<'_>) -> Result<Injection, FaultError> {
         dispatch!(self, f => f.inject(ctx).await)
+    }
+}
+
+/// Something a fault needs to itself while it is in. Two experiments may
+/// run side by side only when their claims are disjoint, and a run holds a
+/// Lease per claim so that two runs sharing a cluster never break, or apply
+/// a baseline over, the same thing at once.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Claim {
+    /// Objects of one namespace: only experiments in that namespace collide.
+    Namespace(String),
+    /// Something every workload of the cluster depends on.
+    Shared(SharedResource),
+}
+
+impl Claim {
+    /// The claim of a fault acting in `namespace`: that namespace, or the
+    /// whole cluster for a system namespace or cluster-scoped objects.
+    pub fn of_namespace(namespace: Option<&str>) -> Self {
+        match namespace {
+            Some(ns) if !crate::vocab::is_system_namespace(ns) => Self::Namespace(ns.to_string()),
+            _ => Self::Shared(SharedResource::Cluster),
+        }
+    }
+
+    /// A short stable key, fit for an object name: `ns-shop`, `cluster-dns`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Namespace(ns) => format!("ns-{ns}"),
+            Self::Shared(r) => r.key().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Namespace(ns) => write!(f, "namespace {ns}"),
+            Self::Shared(r) => f.write_str(r.describe()),
+        }
+    }
+}
+
+/// Cluster-wide things a fault can break for everyone.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum SharedResource {
+    /// Cluster DNS (CoreDNS).
+    ClusterDns,
+    /// Nodes (a stopped node takes every pod on it).
+    Nodes,
+    /// Cluster-wide RBAC (ClusterRoleBindings).
+    ClusterRbac,
+    /// The nodes' room for pods (a storm of pods fills it).
+    SchedulerCapacity,
+    /// Objects in a system namespace or cluster-scoped ones, otherwise unnamed.
+    Cluster,
+}
+
+impl SharedResource {
+    /// A short stable key, fit for an object name.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::ClusterDns => "cluster-dns",
+            Self::Nodes => "nodes",
+            Self::ClusterRbac => "cluster-rbac",
+            Self::SchedulerCapacity => "scheduler-capacity",
+            Self::Cluster => "cluster",
+        }
+    }
+
+    /// What it is, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ClusterDns => "cluster DNS",
+            Self::Nodes => "the nodes",
+            Self::ClusterRbac => "cluster-wide RBAC",
+            Self::SchedulerCapacity => "the nodes' capacity for pods",
+            Self::Cluster => "cluster-wide objects",
+        }
     }
 }
 
@@ -205,4 +305,49 @@ pub struct CatalogueEntry {
     pub what: &'static str,
     pub signals: &'static [SignalKind],
     pub story: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn fault(yaml: &str) -> FaultSpec {
+        serde_yaml::with::singleton_map::deserialize(serde_yaml::Deserializer::from_str(yaml))
+            .unwrap_or_else(|e| panic!("{e}: {yaml}"))
+    }
+
+    #[rstest]
+    #[case::image_typo_claims_its_namespace(
+        "imageTypo: {target: {namespace: shop, deployment: web}, typo: tag}",
+        &[Claim::Namespace("shop".into())]
+    )]
+    #[case::coredns_squeeze_claims_cluster_dns(
+        "memorySqueeze: {target: {namespace: kube-system, deployment: coredns}, limit: 24Mi, load: {namespace: canaries}}",
+        &[Claim::Namespace("canaries".into()), Claim::Shared(SharedResource::ClusterDns)]
+    )]
+    #[case::cluster_role_binding_is_cluster_rbac(
+        "rbacBindingDelete: {binding: {kind: ClusterRoleBinding, name: reader}, workload: {namespace: canaries, selector: app=api-canary}}",
+        &[Claim::Namespace("canaries".into()), Claim::Shared(SharedResource::ClusterRbac)]
+    )]
+    #[case::node_loss_claims_the_nodes(
+        "nodeLoss: {target: {namespace: nodes, deployment: web}}",
+        &[Claim::Shared(SharedResource::Nodes)])]
+    #[case::storm_claims_scheduler_capacity(
+        "cronJobStorm: {namespace: shop}",
+        &[Claim::Namespace("shop".into()), Claim::Shared(SharedResource::SchedulerCapacity)]
+    )]
+    #[case::patch_in_kube_system_claims_the_cluster(
+        "patch: {target: {apiVersion: v1, kind: ConfigMap, namespace: kube-system, name: x}, patch: {data: {a: b}}, watchNamespace: shop}",
+        &[Claim::Shared(SharedResource::Cluster)]
+    )]
+    fn each_fault_claims_what_it_breaks(#[case] yaml: &str, #[case] claims: &[Claim]) {
+        let f = fault(yaml);
+        assert_eq!(f.claims(), claims);
+        assert_eq!(
+            f.is_cluster_scoped(),
+            claims.iter().any(|c| matches!(c, Claim::Shared(_)))
+        );
+    }
 }

@@ -24,12 +24,13 @@ use kube::{Api, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
+use super::{Claim, DeploymentRef, Fault, FaultContext, FaultError, Injection, SharedResource};
+use crate::detect::Scope;
 use crate::detect::broad::{namespace_canaries, watch_canaries_failing};
 use crate::detect::gone::watch_pod_deletions;
 use crate::detect::nodes::watch_nodes;
 use crate::detect::selector::selector_string;
-use crate::detect::{Scope, SignalKind};
+use crate::vocab::SignalKind;
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
@@ -129,6 +130,10 @@ impl Fault for NodeLoss {
     /// cluster-scoped and runs alone.
     fn namespace(&self) -> Option<&str> {
         None
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![Claim::Shared(SharedResource::Nodes)]
     }
 
     fn validate(&self) -> Result<(), String> {

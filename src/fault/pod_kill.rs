@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::target::LiveDeployment;
 use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
-use crate::detect::SignalKind;
 use crate::detect::gone::watch_pod_deletions_listed;
 use crate::kobj::ObjectRef;
+use crate::vocab::SignalKind;
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {

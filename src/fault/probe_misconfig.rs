@@ -29,9 +29,8 @@ use serde_json::json;
 
 use super::target::LiveDeployment;
 use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
-use crate::detect::SignalKind;
 use crate::detect::endpoints::watch_service_endpoints;
-use crate::experiment::HumanDuration;
+use crate::vocab::{HumanDuration, SignalKind};
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {

@@ -20,10 +20,11 @@ use kube::{Api, Client};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Fault, FaultContext, FaultError, Injection};
+use super::{Claim, Fault, FaultContext, FaultError, Injection, SharedResource};
 use crate::detect::canary::{CanaryRef, CanaryStatus, UnreadyCanary, watch_unready};
-use crate::detect::{Observation, Scope, SignalKind, SignalStream};
+use crate::detect::{Observation, Scope, SignalStream};
 use crate::kobj::ObjectRef;
+use crate::vocab::SignalKind;
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
@@ -56,7 +57,7 @@ pub struct BindingRef {
     pub name: String,
     /// The RoleBinding's namespace; none for a ClusterRoleBinding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<crate::experiment::Name>,
+    pub namespace: Option<crate::vocab::Name>,
 }
 
 impl BindingRef {
@@ -95,6 +96,21 @@ impl Fault for RbacBindingDelete {
 
     fn namespace(&self) -> Option<&str> {
         Some(self.workload.namespace.as_str())
+    }
+
+    /// A ClusterRoleBinding is cluster-wide RBAC; a RoleBinding belongs to
+    /// its namespace. The workload whose calls fail is claimed too.
+    fn claims(&self) -> Vec<Claim> {
+        let binding = match self.binding.kind {
+            BindingKind::ClusterRoleBinding => Claim::Shared(SharedResource::ClusterRbac),
+            BindingKind::RoleBinding => {
+                Claim::of_namespace(self.binding.namespace.as_ref().map(|n| n.as_str()))
+            }
+        };
+        vec![
+            binding,
+            Claim::of_namespace(Some(self.workload.namespace.as_str())),
+        ]
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -413,10 +429,10 @@ mod tests {
             binding: BindingRef {
                 kind,
                 name: "api-canary-reader".into(),
-                namespace: namespace.map(|n| crate::experiment::Name::new(n).expect("a name")),
+                namespace: namespace.map(|n| crate::vocab::Name::new(n).expect("a name")),
             },
             workload: CanaryRef {
-                namespace: crate::experiment::Name::new("canaries").expect("a name"),
+                namespace: crate::vocab::Name::new("canaries").expect("a name"),
                 selector: "app=api-canary".into(),
                 port: 8080,
             },

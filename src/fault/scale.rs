@@ -15,10 +15,9 @@ use serde_json::json;
 
 use super::generic::{broad_injection, serving_before};
 use super::{Fault, FaultContext, FaultError, Injection};
-use crate::detect::SignalKind;
 use crate::detect::selector::selector_string;
-use crate::experiment::Name;
 use crate::kobj::ObjectRef;
+use crate::vocab::{Name, SignalKind};
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {

@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Fault, FaultContext, FaultError, Injection};
+use crate::detect::Scope;
 use crate::detect::broad::{CANARY_LABEL, watch_canaries_failing};
 use crate::detect::canary::{CanaryRef, DEFAULT_PORT};
 use crate::detect::endpoints::watch_service_endpoints;
 use crate::detect::selector::{selector_string, with_selector_evidence};
-use crate::detect::{Scope, SignalKind};
-use crate::experiment::Name;
 use crate::kobj::ObjectRef;
+use crate::vocab::{Name, SignalKind};
 
 /// The catalogue row.
 pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {

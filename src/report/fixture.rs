@@ -8,7 +8,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::detect::{Diagnosis, Observation, SignalKind};
+use crate::detect::{Diagnosis, Observation};
 use crate::experiment::SloSpec;
 use crate::journal::ClusterRecord;
 use crate::runner::{ExperimentReport, Outcome, RunReport, TrialError, TrialReport};
@@ -18,6 +18,7 @@ use crate::slo::measurement::{
 };
 use crate::slo::{self, Measurements, TrialData};
 use crate::timeline::{Entry, EntryKind, Marks, Phase, Timeline};
+use crate::vocab::SignalKind;
 
 pub const START: &str = "2026-03-01T10:00:00Z";
 

@@ -17,10 +17,10 @@ use jiff::Timestamp;
 
 use super::{harness_latency_p95, outcome_word};
 use crate::detect::Observation;
-use crate::experiment::duration::format_duration;
 use crate::runner::{ExperimentReport, Outcome, RunReport, TrialReport};
 use crate::slo::SloVerdict;
 use crate::timeline::{EntryKind, Phase};
+use crate::vocab::duration::format_duration;
 
 /// Renders the run as one HTML page.
 pub fn to_html(report: &RunReport) -> String {

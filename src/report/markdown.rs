@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{harness_latency_p95, outcome_word};
-use crate::experiment::duration::format_duration;
 use crate::runner::{ExperimentReport, Outcome, RunReport};
 use crate::slo::SloVerdict;
+use crate::vocab::duration::format_duration;
 
 /// Renders the run as Markdown.
 pub fn to_markdown(report: &RunReport) -> String {

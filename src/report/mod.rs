@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::experiment::duration::format_duration;
 use crate::runner::{ExperimentReport, Outcome, RunReport};
+use crate::vocab::duration::format_duration;
 
 /// Errors writing report files.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +208,7 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
-    use crate::detect::SignalKind;
+    use crate::vocab::SignalKind;
 
     #[rstest]
     #[case("image-typo       PASS ~       ImagePullBackOff       3.8s      12.0s      400ms")]

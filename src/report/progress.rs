@@ -7,9 +7,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::experiment::duration::format_duration;
 use crate::runner::RunEvent;
 use crate::timeline::EntryKind;
+use crate::vocab::duration::format_duration;
 
 /// Prints progress until the sender side closes.
 pub async fn show(mut events: UnboundedReceiver<RunEvent>) {

@@ -1,53 +1,282 @@
-//! The runner: phases of a trial, cancellation, and the guarantee that every
-//! exit path reverts what was injected.
+//! The runner: the library's entry point. It owns a run from start to end:
+//! the run id, the undo journal, every experiment's trials, baseline
+//! cleanup and the closing of the journal, and hands back a [`RunReport`].
 //!
 //! ```text
+//! for each experiment, for each trial:
 //! baseline ─► steady ─► journal+inject ─► detect ─► revert ─► recover(stable) ─► verdict
-//!                 └──────────── any error, timeout or Ctrl-C ─► revert ─┘
+//!                 └──────────── any error, timeout or cancel ─► revert ─┘
+//! then: delete the baselines, close the journal, report
+//! ```
+//!
+//! ```no_run
+//! # async fn example(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use breakfix::{Runner, load_experiment};
+//!
+//! let experiment = load_experiment("experiments/image-typo.yaml".as_ref())
+//!     .map_err(|problems| format!("{} problem(s) in the file", problems.len()))?;
+//! let report = Runner::builder(client)
+//!     .journal_dir("/tmp/breakfix-journal")
+//!     .build()?
+//!     .run(&[experiment])
+//!     .await;
+//! assert_eq!(report.exit_code(), 0, "{}", breakfix::report::summary(&report));
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod events;
 pub mod measure;
 pub mod outcome;
+pub mod transition;
+mod trial;
 
-use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::StreamExt;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::baseline::{SteadyState, apply_baseline};
-use crate::detect::{self, diagnose, first_expected, watch_pod_signals};
-use crate::experiment::{LoadedExperiment, Recovery};
-use crate::fault::FaultContext;
-use crate::journal::Journal;
+use crate::baseline::delete_baseline;
+use crate::experiment::LoadedExperiment;
+use crate::journal::{ClusterRecord, Journal, JournalError, JournalState};
 use crate::kobj::ObjectRef;
 use crate::slo;
-use crate::timeline::{EntryKind, Marks, Phase, Timeline};
+use crate::timeline::Phase;
 pub use events::{EventSender, RunEvent};
-use measure::MeasureSession;
 pub use outcome::{ExperimentReport, Outcome, RunReport, TrialError, TrialReport};
 
-/// Runs experiments against one cluster, journaling into one journal.
-pub struct Runner<'a> {
-    pub client: Client,
-    pub run_id: String,
-    pub journal: &'a mut Journal,
-    pub events: Option<EventSender>,
-    pub cancel: CancellationToken,
-    /// Overrides each experiment's `repeat`.
-    pub repeat: Option<u32>,
+/// Errors setting up a run. Everything that goes wrong once the run has
+/// started is part of the [`RunReport`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The journal could not be created: breakfix refuses to inject
+    /// anything it could not undo after a crash.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
-/// Why a phase stopped early.
-enum Stop {
-    Cancelled,
-    Failed(String),
+/// Configures a [`Runner`]; see [`Runner::builder`].
+#[must_use]
+pub struct RunnerBuilder {
+    client: Client,
+    cluster: Option<ClusterRecord>,
+    journal_dir: Option<PathBuf>,
+    run_id: Option<String>,
+    events: Option<EventSender>,
+    cancel: CancellationToken,
+    repeat: Option<u32>,
+    keep_baselines: bool,
 }
 
-impl<'a> Runner<'a> {
-    /// Runs every trial of `exp` and judges them.
-    pub async fn run_experiment(
+impl RunnerBuilder {
+    /// Where the cluster is, recorded in the journal so `breakfix cleanup`
+    /// can reach it after a crash, and in the report. Without it the
+    /// journal says `client`/`unknown`, and only a process that still holds
+    /// the client can replay it.
+    pub fn cluster(mut self, record: ClusterRecord) -> Self {
+        self.cluster = Some(record);
+        self
+    }
+
+    /// The folder for the undo journal (default: [`Journal::default_dir`]).
+    pub fn journal_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.journal_dir = Some(dir.into());
+        self
+    }
+
+    /// The run id (default: the start time and process id, e.g.
+    /// `20261201t130501-1a2b`). It labels every object the run applies.
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    /// Where to send [`RunEvent`]s as the run goes (progress, live pages).
+    pub fn events(mut self, events: EventSender) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// A token that stops the run: the fault in place is reverted, the
+    /// baselines are deleted and the report says `interrupted`.
+    pub fn cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Overrides every experiment's `repeat`.
+    pub fn repeat(mut self, trials: u32) -> Self {
+        self.repeat = Some(trials.max(1));
+        self
+    }
+
+    /// Leaves the baselines applied after the run (default: deleted).
+    pub fn keep_baselines(mut self, keep: bool) -> Self {
+        self.keep_baselines = keep;
+        self
+    }
+
+    /// Creates the journal and the runner.
+    ///
+    /// # Errors
+    ///
+    /// [`RunnerError::Journal`] when the journal folder or file cannot be
+    /// written; nothing has touched the cluster then.
+    pub fn build(self) -> Result<Runner, RunnerError> {
+        let run_id = self.run_id.unwrap_or_else(new_run_id);
+        let cluster = self.cluster.unwrap_or_else(|| ClusterRecord {
+            provider: "client".into(),
+            name: "unknown".into(),
+            kubeconfig: None,
+            context: None,
+        });
+        let dir = self.journal_dir.unwrap_or_else(Journal::default_dir);
+        let journal = Journal::create(&dir, &run_id, cluster.clone())?;
+        Ok(Runner {
+            client: self.client,
+            cluster,
+            run_id,
+            journal,
+            events: self.events,
+            cancel: self.cancel,
+            repeat: self.repeat,
+            keep_baselines: self.keep_baselines,
+        })
+    }
+}
+
+/// Runs experiments against one cluster, journaling every mutation first.
+/// Build one with [`Runner::builder`], then [`Runner::run`].
+pub struct Runner {
+    client: Client,
+    cluster: ClusterRecord,
+    run_id: String,
+    journal: Journal,
+    events: Option<EventSender>,
+    cancel: CancellationToken,
+    repeat: Option<u32>,
+    keep_baselines: bool,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("cluster", &self.cluster)
+            .field("run_id", &self.run_id)
+            .field("journal", &self.journal.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the run loop shares with the caller in case it panics: the
+/// reports so far and the experiment being run.
+#[derive(Default)]
+struct Progress {
+    reports: Vec<ExperimentReport>,
+    current: Option<(String, String, String)>,
+}
+
+impl Runner {
+    /// Starts configuring a run on the cluster `client` talks to.
+    pub fn builder(client: Client) -> RunnerBuilder {
+        RunnerBuilder {
+            client,
+            cluster: None,
+            journal_dir: None,
+            run_id: None,
+            events: None,
+            cancel: CancellationToken::new(),
+            repeat: None,
+            keep_baselines: false,
+        }
+    }
+
+    /// The run id, which labels every object the run applies.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The journal file of this run (read it back with [`JournalState::read`]).
+    pub fn journal_path(&self) -> &Path {
+        self.journal.path()
+    }
+
+    /// Runs every experiment in order, each for its trials, and returns the
+    /// report. Every fault is reverted whatever happens (SLO missed, error,
+    /// timeout, cancellation, a panic inside the run); the baselines are
+    /// deleted unless kept; the journal is closed once nothing is pending.
+    pub async fn run(self, experiments: &[LoadedExperiment]) -> RunReport {
+        let started = jiff::Timestamp::now();
+        let client = self.client.clone();
+        let cluster = self.cluster.clone();
+        let run_id = self.run_id.clone();
+        let path = self.journal.path().to_path_buf();
+        let keep = self.keep_baselines;
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let shared = progress.clone();
+        let experiments = experiments.to_vec();
+        // A task of its own, so a panic inside a trial is caught here and the
+        // journal still gets replayed.
+        let task = tokio::spawn(async move {
+            let mut runner = self;
+            let mut applied: Vec<Vec<ObjectRef>> = Vec::new();
+            for exp in &experiments {
+                if runner.cancel.is_cancelled() {
+                    break;
+                }
+                lock(&shared).current = Some((
+                    exp.name().to_string(),
+                    exp.path.display().to_string(),
+                    exp.experiment.spec.fault.kind().to_string(),
+                ));
+                let (report, objects) = runner.run_experiment(exp).await;
+                let mut p = lock(&shared);
+                p.reports.push(report);
+                p.current = None;
+                applied.push(objects);
+            }
+            (runner, applied)
+        });
+        match task.await {
+            Ok((runner, applied)) => {
+                if !keep {
+                    for objects in applied.iter().rev() {
+                        if let Err(e) = delete_baseline(&client, objects).await {
+                            tracing::warn!("baseline cleanup: {e}");
+                        }
+                    }
+                }
+                if runner.journal.pending().is_empty()
+                    && let Err(e) = runner.journal.finish()
+                {
+                    tracing::warn!("{e}");
+                }
+            }
+            Err(crashed) => {
+                let message = format!("the run crashed ({crashed}); reverted from the journal");
+                replay(&path, &client).await;
+                let mut p = lock(&progress);
+                if let Some((name, file, fault)) = p.current.take() {
+                    p.reports
+                        .push(ExperimentReport::errored(name, file, fault, message));
+                }
+            }
+        }
+        let experiments = std::mem::take(&mut lock(&progress).reports);
+        RunReport {
+            schema: outcome::REPORT_SCHEMA_VERSION.into(),
+            run_id,
+            started,
+            finished: jiff::Timestamp::now(),
+            cluster,
+            experiments,
+        }
+    }
+
+    /// Runs every trial of `exp` and judges them; returns the report and
+    /// the baseline objects applied (for deletion at the end of the run).
+    async fn run_experiment(
         &mut self,
         exp: &LoadedExperiment,
     ) -> (ExperimentReport, Vec<ObjectRef>) {
@@ -109,236 +338,6 @@ impl<'a> Runner<'a> {
         (report, applied)
     }
 
-    async fn run_trial(
-        &mut self,
-        exp: &LoadedExperiment,
-        trial: u32,
-        applied: &mut Vec<ObjectRef>,
-    ) -> TrialReport {
-        let mut t = Trial {
-            name: exp.name().to_string(),
-            trial,
-            timeline: Timeline::default(),
-            marks: Marks::default(),
-            events: self.events.clone(),
-        };
-        let mut report = TrialReport {
-            trial,
-            marks: Marks::default(),
-            detection: None,
-            diagnosis: None,
-            injected: None,
-            measurements: slo::Measurements::default(),
-            timeline: Timeline::default(),
-            error: None,
-            interrupted: false,
-        };
-        let mut session = None;
-        let result = self
-            .trial_body(exp, &mut t, &mut report, applied, &mut session)
-            .await;
-        // Whatever happened above, nothing injected may stay behind.
-        if !self.journal.pending().is_empty() {
-            t.phase(Phase::Revert);
-            let actions: Vec<String> = self
-                .journal
-                .pending()
-                .iter()
-                .map(|(_, u)| u.describe())
-                .collect();
-            let errors = self.journal.revert_all(&self.client).await;
-            if errors.is_empty() {
-                t.marks.reverted = Some(t.record(EntryKind::Reverted { actions }).at);
-            } else {
-                let message = errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                t.record(EntryKind::Error {
-                    phase: Phase::Revert,
-                    message: message.clone(),
-                });
-                report.error.get_or_insert(TrialError {
-                    phase: Phase::Revert,
-                    message,
-                });
-            }
-        }
-        if let Some(session) = session {
-            report.measurements = session
-                .finish(&self.client, t.marks.injected, t.marks.recovered)
-                .await;
-        }
-        match result {
-            Ok(()) => {}
-            Err((phase, Stop::Cancelled)) => {
-                report.interrupted = true;
-                t.record(EntryKind::Error {
-                    phase,
-                    message: "interrupted".into(),
-                });
-            }
-            Err((phase, Stop::Failed(message))) => {
-                t.record(EntryKind::Error {
-                    phase,
-                    message: message.clone(),
-                });
-                report.error.get_or_insert(TrialError { phase, message });
-            }
-        }
-        report.marks = t.marks;
-        report.timeline = t.timeline;
-        report
-    }
-
-    async fn trial_body(
-        &mut self,
-        exp: &LoadedExperiment,
-        t: &mut Trial,
-        report: &mut TrialReport,
-        applied: &mut Vec<ObjectRef>,
-        session: &mut Option<MeasureSession>,
-    ) -> Result<(), (Phase, Stop)> {
-        let spec = &exp.experiment.spec;
-        let cancel = self.cancel.clone();
-
-        t.phase(Phase::Baseline);
-        let objects = guard(&cancel, Phase::Baseline, async {
-            apply_baseline(&self.client, &exp.baseline, &self.run_id)
-                .await
-                .map_err(|e| match e.api_message() {
-                    Some(api) => format!("{e} — the API server said: {api}"),
-                    None => e.to_string(),
-                })
-        })
-        .await?;
-        if applied.is_empty() {
-            *applied = objects;
-        }
-
-        t.phase(Phase::SteadyState);
-        let steady = SteadyState::for_baseline(&exp.baseline);
-        let timeout = exp
-            .baseline
-            .spec
-            .steady_state
-            .timeout
-            .get()
-            .min(spec.timeouts.steady_state.get());
-        let at = guard(&cancel, Phase::SteadyState, async {
-            steady
-                .wait_steady(&self.client, timeout)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "baseline `{}` never reached steady state: {e}",
-                        exp.baseline.name()
-                    )
-                })
-        })
-        .await?;
-        t.marks.steady = Some(at);
-        t.record(EntryKind::Steady);
-
-        let measuring = guard(&cancel, Phase::SteadyState, async {
-            Ok(MeasureSession::start(
-                &self.client,
-                &spec.slo,
-                exp.baseline.spec.namespace.as_str(),
-            )
-            .await)
-        })
-        .await?;
-        let session = session.insert(measuring);
-
-        t.phase(Phase::Inject);
-        let mut ctx = FaultContext {
-            client: self.client.clone(),
-            journal: self.journal,
-            experiment: t.name.clone(),
-            run_id: self.run_id.clone(),
-        };
-        let injection = guard(&cancel, Phase::Inject, async {
-            spec.fault.inject(&mut ctx).await.map_err(|e| e.to_string())
-        })
-        .await?;
-        let injected = t.record(EntryKind::Injected {
-            summary: injection.summary.clone(),
-        });
-        t.marks.injected = Some(injected.at);
-        report.injected = Some(injection.summary.clone());
-        session.set_target(&injection.scope);
-
-        t.phase(Phase::Detect);
-        let expected = spec.expected_signals();
-        let restarts = detect::restart_baseline(&self.client, &injection.scope)
-            .await
-            .unwrap_or_default();
-        let mut sources = vec![watch_pod_signals(&self.client, &injection.scope, restarts).boxed()];
-        sources.extend(injection.extra);
-        let signals = detect::merged(sources);
-        let mut seen = Vec::new();
-        let detection = guard(&cancel, Phase::Detect, async {
-            first_expected(signals, &expected, spec.detect_timeout(), |obs| {
-                seen.push(obs.clone())
-            })
-            .await
-            .map_err(|e| e.to_string())
-        })
-        .await;
-        for obs in seen.iter().cloned() {
-            let is_expected = expected.contains(&obs.kind);
-            t.record_at(
-                obs.seen_at,
-                EntryKind::Signal {
-                    observation: obs,
-                    expected: is_expected,
-                },
-            );
-        }
-        let detection = detection?;
-        t.marks.detected = Some(detection.seen_at);
-        t.marks.detected_signal = Some(detection.kind);
-        t.marks.signal = detection.since;
-        let mut diagnosis = diagnose(&detection, &injection.scope.namespace);
-        detect::corroborate(&mut diagnosis, &detection, &seen);
-        report.diagnosis = Some(diagnosis);
-        report.detection = Some(detection);
-
-        if spec.recovery == Recovery::Revert {
-            t.phase(Phase::Revert);
-            let actions: Vec<String> = self
-                .journal
-                .pending()
-                .iter()
-                .map(|(_, u)| u.describe())
-                .collect();
-            let errors = self.journal.revert_all(&self.client).await;
-            if !errors.is_empty() {
-                let message = errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err((Phase::Revert, Stop::Failed(message)));
-            }
-            t.marks.reverted = Some(t.record(EntryKind::Reverted { actions }).at);
-        }
-
-        t.phase(Phase::Recover);
-        let recovered = guard(&cancel, Phase::Recover, async {
-            steady
-                .wait_stable(&self.client, spec.settle.get(), spec.recover_timeout())
-                .await
-                .map_err(|e| format!("no recovery: {e}"))
-        })
-        .await?;
-        t.marks.recovered = Some(recovered);
-        t.record_at(recovered, EntryKind::Recovered);
-        Ok(())
-    }
-
     fn emit(&self, event: RunEvent) {
         if let Some(tx) = &self.events {
             let _ = tx.send(event);
@@ -346,60 +345,33 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// Runs a phase's future unless the run is cancelled first.
-async fn guard<T>(
-    cancel: &CancellationToken,
-    phase: Phase,
-    fut: impl Future<Output = Result<T, String>>,
-) -> Result<T, (Phase, Stop)> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Err((phase, Stop::Cancelled)),
-        r = fut => r.map_err(|m| (phase, Stop::Failed(m))),
+fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    progress.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Replays what a crashed run left in its journal.
+async fn replay(path: &Path, client: &Client) {
+    match JournalState::read(path) {
+        Ok(state) => match state.replay(client).await {
+            Ok(errors) => {
+                for e in errors {
+                    tracing::error!("{e}");
+                }
+            }
+            Err(e) => tracing::error!("{e}"),
+        },
+        Err(e) => tracing::error!("{e}"),
     }
 }
 
-/// The in-progress record of one trial.
-struct Trial {
-    name: String,
-    trial: u32,
-    timeline: Timeline,
-    marks: Marks,
-    events: Option<EventSender>,
-}
-
-impl Trial {
-    fn phase(&mut self, phase: Phase) {
-        self.record(EntryKind::PhaseStarted { phase });
-        if let Some(tx) = &self.events {
-            let _ = tx.send(RunEvent::PhaseStarted {
-                experiment: self.name.clone(),
-                trial: self.trial,
-                phase,
-            });
-        }
-    }
-
-    fn record(&mut self, kind: EntryKind) -> crate::timeline::Entry {
-        let entry = self.timeline.push(kind);
-        self.send(&entry);
-        entry
-    }
-
-    fn record_at(&mut self, at: jiff::Timestamp, kind: EntryKind) {
-        let entry = crate::timeline::Entry { at, kind };
-        self.timeline.entries.push(entry.clone());
-        self.timeline.entries.sort_by_key(|e| e.at);
-        self.send(&entry);
-    }
-
-    fn send(&self, entry: &crate::timeline::Entry) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(RunEvent::Timeline {
-                experiment: self.name.clone(),
-                trial: self.trial,
-                entry: entry.clone(),
-            });
-        }
+/// A run id: sortable by time, unique on one machine (the process id, and
+/// a counter for later runs of the same process).
+pub fn new_run_id() -> String {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let now = jiff::Timestamp::now();
+    let pid = std::process::id() & 0xffff;
+    match RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => format!("{}-{pid:04x}", now.strftime("%Y%m%dt%H%M%S")),
+        n => format!("{}-{pid:04x}-{n}", now.strftime("%Y%m%dt%H%M%S")),
     }
 }

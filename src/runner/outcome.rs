@@ -116,3 +116,33 @@ impl RunReport {
 pub fn report_json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(RunReport)).unwrap_or_default()
 }
+
+impl ExperimentReport {
+    /// The report of an experiment that could not be carried out at all
+    /// (the run crashed while it ran): outcome `error`, no trials.
+    pub fn errored(name: String, file: String, fault: String, message: String) -> Self {
+        Self {
+            name,
+            file,
+            fault,
+            story: None,
+            outcome: Outcome::Error,
+            flaky: false,
+            slos: Vec::new(),
+            trials: vec![TrialReport {
+                trial: 1,
+                marks: Marks::default(),
+                detection: None,
+                diagnosis: None,
+                injected: None,
+                measurements: Measurements::default(),
+                timeline: Timeline::default(),
+                error: Some(TrialError {
+                    phase: Phase::Cleanup,
+                    message,
+                }),
+                interrupted: false,
+            }],
+        }
+    }
+}

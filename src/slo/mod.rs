@@ -17,9 +17,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::SloSpec;
-use crate::experiment::duration::format_duration;
 use crate::experiment::slo::{ConditionMust, ConditionSlo, Percentile};
 use crate::timeline::Marks;
+use crate::vocab::duration::format_duration;
 pub use measurement::Measurements;
 
 /// What an SLO's numbers are.

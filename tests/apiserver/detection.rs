@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use breakfix::baseline::apply_baseline;
-use breakfix::detect::{Scope, SignalKind, first_expected, merged, watch_pod_signals};
+use breakfix::detect::{Scope, first_expected, merged, watch_pod_signals};
 use breakfix::testkit;
+use breakfix::vocab::SignalKind;
 use futures::StreamExt;
 
 use crate::support;

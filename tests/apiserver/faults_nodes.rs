@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use breakfix::baseline::apply_baseline;
+use breakfix::detect::first_expected;
 use breakfix::detect::nodes::watch_nodes;
-use breakfix::detect::{SignalKind, first_expected};
 use breakfix::fault::{Fault, NodeLoss};
 use breakfix::testkit;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use breakfix::detect::gone::watch_pod_deletions_listed;
-use breakfix::detect::{Scope, SignalKind, first_expected, merged};
+use breakfix::detect::{Scope, first_expected, merged};
 use breakfix::kobj::ObjectRef;
 use breakfix::testkit;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::wait::await_condition;
 use kube::{Api, ResourceExt};

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use breakfix::detect::endpoints::watch_service_endpoints;
-use breakfix::detect::{SignalKind, first_expected, merged};
+use breakfix::detect::{first_expected, merged};
 use breakfix::fault::probe_misconfig::{ProbeMistake, misconfigure};
 use breakfix::testkit;
+use breakfix::vocab::SignalKind;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use rstest::rstest;

@@ -8,11 +8,12 @@
 
 use std::time::Duration;
 
-use breakfix::detect::{Observation, SignalKind, first_expected, merged, watch_pod_signals};
+use breakfix::detect::{Observation, first_expected, merged, watch_pod_signals};
 use breakfix::fault::cron_job_storm::STORM_LABEL;
 use breakfix::fault::{CronJobStorm, Fault};
 use breakfix::journal::JournalState;
 use breakfix::testkit::{self, TestNamespace};
+use breakfix::vocab::SignalKind;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};

@@ -4,11 +4,11 @@
 use std::process::Command;
 
 use breakfix::baseline::apply_baseline;
-use breakfix::experiment::Name;
 use breakfix::fault::Fault;
 use breakfix::fault::{DeploymentRef, ImageTypo};
 use breakfix::journal::{JournalState, UndoAction};
 use breakfix::testkit;
+use breakfix::vocab::Name;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 

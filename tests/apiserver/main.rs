@@ -15,4 +15,5 @@ mod faults_storm;
 mod journal;
 mod measure;
 mod rbac;
+mod runner;
 mod support;

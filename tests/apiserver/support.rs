@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use breakfix::baseline::LoadedBaseline;
-use breakfix::experiment::Name;
 use breakfix::fault::FaultContext;
 use breakfix::journal::{ClusterRecord, Journal};
+use breakfix::vocab::Name;
 use kube::api::DynamicObject;
 
 /// Writes `yaml` manifests and a Baseline file for namespace `ns` under `dir`.
