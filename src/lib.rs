@@ -26,6 +26,7 @@
 
 pub mod baseline;
 pub mod cluster;
+pub mod compare;
 pub mod detect;
 pub mod experiment;
 pub mod fault;
