@@ -37,6 +37,8 @@ pub enum Mode {
     /// GET a URL in a loop (new connection each time); Ready while the recent
     /// success ratio is at least --ready-threshold.
     HttpCanary(HttpCanaryArgs),
+    /// Generate HTTP GET load at a fixed rate with bounded concurrency.
+    HttpLoad(HttpLoadArgs),
     /// Sleep, then exit 0 (a slow Job/CronJob payload).
     Sleep(SleepArgs),
 }
@@ -50,6 +52,7 @@ impl Mode {
             Mode::DnsLoad(_) => "dns-load",
             Mode::ApiCanary(_) => "api-canary",
             Mode::HttpCanary(_) => "http-canary",
+            Mode::HttpLoad(_) => "http-load",
             Mode::Sleep(_) => "sleep",
         }
     }
@@ -62,6 +65,7 @@ impl Mode {
             Mode::DnsLoad(a) => &a.common,
             Mode::ApiCanary(a) => &a.common,
             Mode::HttpCanary(a) => &a.common,
+            Mode::HttpLoad(a) => &a.common,
             Mode::Sleep(a) => &a.common,
         }
     }
@@ -73,6 +77,7 @@ const SUBCOMMANDS: &[&str] = &[
     "dns-load",
     "api-canary",
     "http-canary",
+    "http-load",
     "sleep",
     "help",
 ];
@@ -141,6 +146,39 @@ pub struct ServeArgs {
     /// From this long after start, /healthz answers 500 (a liveness failure).
     #[arg(long, env = "WORKLOAD_FAIL_LIVENESS_AFTER", value_parser = parse_duration)]
     pub fail_liveness_after: Option<Duration>,
+    /// How long serving one request to / takes (slept while holding one of
+    /// --capacity slots; probes and /status are not affected).
+    #[arg(long, env = "WORKLOAD_SERVICE_TIME", default_value = "0s", value_parser = parse_duration)]
+    pub service_time: Duration,
+    /// Requests to / served at once; the rest wait in line, first come first
+    /// served (0 = no limit). With --service-time this is the pod's capacity:
+    /// capacity ÷ service time requests per second.
+    #[arg(long, env = "WORKLOAD_CAPACITY", default_value_t = 0)]
+    pub capacity: u32,
+}
+
+/// The canaries' optional latency rule for readiness.
+#[derive(Debug, Clone, Args)]
+pub struct LatencyGateArgs {
+    /// Not Ready while the --ready-latency-percentile of the latencies over
+    /// --window is above this (e.g. 200ms): a slow service flips the
+    /// canary's Ready condition, as a failing one does. Default: no rule.
+    #[arg(long, env = "WORKLOAD_READY_MAX_LATENCY", value_parser = parse_duration)]
+    pub ready_max_latency: Option<Duration>,
+    /// Which percentile --ready-max-latency applies to: p50, p95, p99, p99.9
+    /// (or the bare number).
+    #[arg(long, env = "WORKLOAD_READY_LATENCY_PERCENTILE", default_value = "p95", value_parser = parse_percentile)]
+    pub ready_latency_percentile: f64,
+}
+
+impl LatencyGateArgs {
+    /// The rule, when --ready-max-latency is given.
+    pub fn gate(&self) -> Option<crate::state::LatencyGate> {
+        self.ready_max_latency.map(|max| crate::state::LatencyGate {
+            percentile: self.ready_latency_percentile,
+            max,
+        })
+    }
 }
 
 /// Which address records a DNS lookup asks for.
@@ -194,6 +232,9 @@ pub struct DnsCanaryArgs {
     /// Records to ask for (default A only: one query per search name).
     #[arg(long, env = "WORKLOAD_IP_STRATEGY", value_enum, default_value_t = IpStrategy::Ipv4)]
     pub ip_strategy: IpStrategy,
+    /// The optional latency rule for readiness.
+    #[command(flatten)]
+    pub latency: LatencyGateArgs,
 }
 
 /// `dns-load` flags.
@@ -244,6 +285,9 @@ pub struct ApiCanaryArgs {
     /// start: ready on the first success).
     #[arg(long, env = "WORKLOAD_READY_AFTER", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub ready_after: u64,
+    /// The optional latency rule for readiness.
+    #[command(flatten)]
+    pub latency: LatencyGateArgs,
 }
 
 /// `http-canary` flags.
@@ -264,6 +308,34 @@ pub struct HttpCanaryArgs {
     /// Ready while the success (2xx) ratio over --window is at least this.
     #[arg(long, env = "WORKLOAD_READY_THRESHOLD", default_value_t = 0.9, value_parser = parse_ratio)]
     pub ready_threshold: f64,
+    /// Resolver configuration used for the URL's host.
+    #[arg(long, env = "WORKLOAD_RESOLV_CONF", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: std::path::PathBuf,
+    /// The optional latency rule for readiness.
+    #[command(flatten)]
+    pub latency: LatencyGateArgs,
+}
+
+/// `http-load` flags.
+#[derive(Debug, Clone, Args)]
+pub struct HttpLoadArgs {
+    /// Flags every mode has.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// http:// URL to GET. The host is resolved through resolv.conf.
+    #[arg(long, env = "WORKLOAD_URL")]
+    pub url: String,
+    /// Requests started per second.
+    #[arg(long, env = "WORKLOAD_QPS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub qps: u32,
+    /// Most requests in flight at once; a request due while all slots are
+    /// busy is skipped and counted as `skipped` (the load never queues up on
+    /// the client side).
+    #[arg(long, env = "WORKLOAD_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Per-request deadline (DNS, connect, response and body).
+    #[arg(long, env = "WORKLOAD_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
     /// Resolver configuration used for the URL's host.
     #[arg(long, env = "WORKLOAD_RESOLV_CONF", default_value = "/etc/resolv.conf")]
     pub resolv_conf: std::path::PathBuf,
@@ -297,6 +369,18 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a ratio between 0 and 1")),
+    }
+}
+
+/// `p95`, `95`, `p99.9`, `50`: a percentile in (0, 100].
+pub fn parse_percentile(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let n = t.strip_prefix('p').unwrap_or(t);
+    match n.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 100.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a percentile like p50, p95, p99 or p99.9"
+        )),
     }
 }
 
@@ -364,6 +448,44 @@ mod tests {
         assert_eq!(a.interval, Duration::from_millis(200));
         assert_eq!(a.ready_threshold, 0.9);
         assert!(parse_args(&["dns-canary", "--names", "a", "--ready-threshold", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(parse_percentile("p95"), Ok(95.0));
+        assert_eq!(parse_percentile("99.9"), Ok(99.9));
+        assert_eq!(parse_percentile("p100"), Ok(100.0));
+        assert!(parse_percentile("p0").is_err());
+        assert!(parse_percentile("101").is_err());
+        assert!(parse_percentile("fast").is_err());
+    }
+
+    #[test]
+    fn canaries_take_a_latency_rule() {
+        let cli = parse_args(&[
+            "http-canary",
+            "--url",
+            "http://web/",
+            "--ready-max-latency",
+            "200ms",
+            "--ready-latency-percentile",
+            "p99",
+        ])
+        .expect("http-canary");
+        let Mode::HttpCanary(a) = cli.mode else {
+            panic!("not http-canary")
+        };
+        let gate = a.latency.gate().expect("a gate");
+        assert_eq!(
+            (gate.percentile, gate.max),
+            (99.0, Duration::from_millis(200))
+        );
+        let cli = parse_args(&["api-canary"]).expect("api-canary");
+        let Mode::ApiCanary(a) = cli.mode else {
+            panic!("not api-canary")
+        };
+        assert_eq!(a.latency.gate(), None, "no rule unless asked");
+        assert!(parse_args(&["serve", "--ready-max-latency", "1s"]).is_err());
     }
 
     #[test]

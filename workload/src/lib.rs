@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod histogram;
 pub mod modes;
 pub mod server;
 pub mod state;
@@ -87,6 +88,7 @@ fn launch(
         probes: prepared.probes,
         record_requests: prepared.record_requests,
         hostname: server::hostname(),
+        queued: std::sync::atomic::AtomicU64::new(0),
     });
     let mode_task = tokio::spawn(prepared.run);
     let server_task = tokio::spawn({

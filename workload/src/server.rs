@@ -32,13 +32,49 @@ const MAX_CONNECTIONS: usize = 256;
 /// A client must send its request head within this (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Probe behaviour injected by serve's flags (neutral in other modes).
+/// How serve's flags change the answers (neutral in other modes).
 #[derive(Debug, Clone, Default)]
 pub struct Probes {
     /// Slept before answering /healthz and /readyz.
     pub response_delay: Duration,
     /// From this instant on, /healthz answers 500.
     pub fail_liveness_at: Option<Instant>,
+    /// What a request to `/` costs; `None`: nothing.
+    pub work: Option<Work>,
+}
+
+/// The cost of serving `/`: each request holds one of a fixed number of
+/// slots for `service_time`, and waits in line (first come, first served)
+/// while all are busy. A pod then has a real capacity (slots ÷ service
+/// time requests per second), so fewer replicas under the same load means
+/// queueing and a higher latency for every client, as in a real service.
+/// Sleeping, not spinning: capacity is modelled without burning CPU.
+#[derive(Debug, Clone)]
+pub struct Work {
+    /// How long one request holds its slot.
+    pub service_time: Duration,
+    /// The slots; `None`: no limit (every request just takes `service_time`).
+    pub slots: Option<Arc<Semaphore>>,
+}
+
+impl Work {
+    /// Wait for a slot, then hold it for the service time. The `queued` and
+    /// `busy` gauges count requests waiting and being served.
+    async fn serve(&self, stats: &Stats, queue: &std::sync::atomic::AtomicU64) {
+        use std::sync::atomic::Ordering;
+        let _permit = match &self.slots {
+            Some(slots) => {
+                stats.gauge("queued", queue.fetch_add(1, Ordering::SeqCst) + 1);
+                let permit = slots.clone().acquire_owned().await;
+                stats.gauge("queued", queue.fetch_sub(1, Ordering::SeqCst) - 1);
+                permit.ok()
+            }
+            None => None,
+        };
+        if !self.service_time.is_zero() {
+            tokio::time::sleep(self.service_time).await;
+        }
+    }
 }
 
 /// What the handlers need.
@@ -53,6 +89,8 @@ pub struct App {
     pub record_requests: bool,
     /// This pod's name, shown on `/`.
     pub hostname: String,
+    /// Requests waiting for a [`Work`] slot.
+    pub queued: std::sync::atomic::AtomicU64,
 }
 
 /// Bind `port` on all addresses: dual-stack `[::]` where IPv6 is available,
@@ -187,6 +225,11 @@ async fn route(app: &App, method: &Method, path: &str) -> Response<Full<Bytes>> 
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
             } else if app.stats.is_ready_at(now) {
                 text(StatusCode::OK, "ready\n")
+            } else if let Some(why) = app.stats.slow_reason_at(now) {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                )
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
@@ -203,17 +246,26 @@ async fn route(app: &App, method: &Method, path: &str) -> Response<Full<Bytes>> 
             }
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         },
-        "/" => text(
-            StatusCode::OK,
-            format!(
-                "breakfix-workload {} mode={} host={}\nendpoints: /healthz /readyz /status\n",
-                env!("CARGO_PKG_VERSION"),
-                app.stats.mode(),
-                app.hostname
-            ),
-        ),
+        "/" => {
+            if let Some(work) = &app.probes.work {
+                work.serve(&app.stats, &app.queued).await;
+            }
+            root(app)
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+fn root(app: &App) -> Response<Full<Bytes>> {
+    text(
+        StatusCode::OK,
+        format!(
+            "breakfix-workload {} mode={} host={}\nendpoints: /healthz /readyz /status\n",
+            env!("CARGO_PKG_VERSION"),
+            app.stats.mode(),
+            app.hostname
+        ),
+    )
 }
 
 async fn delay(app: &App) {

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::histogram::{Histogram, HistogramStatus};
+
 /// Most samples a window keeps, whatever its span: bounds memory under
 /// dns-load at high qps (oldest samples are dropped first).
 pub const MAX_WINDOW_SAMPLES: usize = 50_000;
@@ -121,6 +123,25 @@ impl Window {
         (self.samples.len() as u64, self.ok_count)
     }
 
+    /// The `p` (0..=1) nearest-rank percentile of the latencies of the
+    /// samples not older than `span`; `None` when there are none. Linear in
+    /// the window's size (a selection, not a sort): readiness asks on every
+    /// sample.
+    pub fn latency_percentile(&self, now: Instant, p: f64) -> Option<Duration> {
+        let mut latencies: Vec<Duration> = self
+            .samples
+            .iter()
+            .filter(|s| now.saturating_duration_since(s.at) <= self.span)
+            .map(|s| s.latency)
+            .collect();
+        if latencies.is_empty() {
+            return None;
+        }
+        let rank = (p * latencies.len() as f64).ceil() as usize;
+        let index = rank.clamp(1, latencies.len()) - 1;
+        Some(*latencies.select_nth_unstable(index).1)
+    }
+
     /// Counts and latency percentiles over the samples not older than `span`.
     pub fn summary(&self, now: Instant) -> WindowSummary {
         let mut latencies = Vec::with_capacity(self.samples.len());
@@ -213,6 +234,46 @@ impl ReadyPolicy {
     }
 }
 
+/// An extra readiness rule for the canaries: Ready only while a percentile
+/// of the latencies over the window is at most `max` (flags
+/// `--ready-max-latency`, `--ready-latency-percentile`). It turns "the
+/// service got slow" into the pod's Ready condition turning False, which a
+/// watch on the canary's pods sees with no polling; `/status` then says why
+/// (`latency_gate.over`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyGate {
+    /// Which percentile of the window's latencies, in (0, 100].
+    pub percentile: f64,
+    /// The most it may be.
+    pub max: Duration,
+}
+
+impl LatencyGate {
+    /// `p95 latency over the window <= 200ms`.
+    pub fn describe(&self) -> String {
+        format!(
+            "p{} latency over the window <= {}",
+            self.percentile,
+            crate::modes::fmt_duration(self.max)
+        )
+    }
+}
+
+/// The latency gate as `/status` shows it (`latency_gate`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LatencyGateStatus {
+    /// The percentile, in (0, 100].
+    pub percentile: f64,
+    /// The threshold in milliseconds.
+    pub max_ms: f64,
+    /// The percentile over the window now (nearest rank, successes and
+    /// failures alike); `null` when the window is empty.
+    pub observed_ms: Option<f64>,
+    /// Whether `observed_ms > max_ms`: the canary is not Ready because it is
+    /// slow (it may be failing too: see `window`).
+    pub over: bool,
+}
+
 #[derive(Debug)]
 struct Inner {
     total: u64,
@@ -224,6 +285,8 @@ struct Inner {
     counters: BTreeMap<&'static str, u64>,
     gauges: BTreeMap<&'static str, u64>,
     window: Window,
+    /// Every outcome's latency since start.
+    histogram: Histogram,
     /// Readiness at the last record, to log transitions.
     was_ready: bool,
     last_failure_log: Option<Instant>,
@@ -236,6 +299,7 @@ struct Inner {
 pub struct Stats {
     mode: &'static str,
     policy: ReadyPolicy,
+    latency_gate: Option<LatencyGate>,
     since: jiff::Timestamp,
     started: Instant,
     not_ready_before: Instant,
@@ -263,6 +327,15 @@ pub struct Status {
     pub last_error_at: Option<String>,
     /// Latency percentiles over the window, successes and failures alike.
     pub latency_ms: Latency,
+    /// Every outcome since start by latency bucket and outcome: subtract two
+    /// reads to get the latency distribution between them
+    /// ([`crate::histogram`]). Absent from versions before it existed.
+    #[serde(default)]
+    pub latency_histogram: HistogramStatus,
+    /// The latency readiness rule and where the window stands against it;
+    /// `null` when the mode has none.
+    #[serde(default)]
+    pub latency_gate: Option<LatencyGateStatus>,
     /// Counts over the window (what readiness is computed from).
     pub window: WindowStatus,
     /// Lifetime failure/outcome breakdown by kind (mode-specific, e.g.
@@ -308,6 +381,15 @@ pub struct WindowStatus {
     pub success_ratio: Option<f64>,
 }
 
+fn slow_reason(g: &LatencyGateStatus) -> String {
+    format!(
+        "p{} latency over the window {}ms > {}ms",
+        g.percentile,
+        g.observed_ms.unwrap_or_default(),
+        g.max_ms
+    )
+}
+
 fn millis(d: Option<Duration>) -> Option<f64> {
     d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
 }
@@ -325,6 +407,7 @@ impl Stats {
         Self {
             mode,
             policy,
+            latency_gate: None,
             since: jiff::Timestamp::now(),
             started,
             not_ready_before: started,
@@ -339,6 +422,7 @@ impl Stats {
                 counters: BTreeMap::new(),
                 gauges: BTreeMap::new(),
                 window: Window::new(window, MAX_WINDOW_SAMPLES),
+                histogram: Histogram::default(),
                 was_ready: false,
                 last_failure_log: None,
                 suppressed_failures: 0,
@@ -350,6 +434,13 @@ impl Stats {
     /// serve mode's startup delay.
     pub fn with_startup_delay(mut self, delay: Duration) -> Self {
         self.not_ready_before = self.started + delay;
+        self
+    }
+
+    /// Not ready (whatever the policy says) while the window's latency is
+    /// above the gate's threshold.
+    pub fn with_latency_gate(mut self, gate: Option<LatencyGate>) -> Self {
+        self.latency_gate = gate;
         self
     }
 
@@ -385,6 +476,11 @@ impl Stats {
         self.record_at(Instant::now(), latency, Err((kind, error.into())));
     }
 
+    /// Record an outcome observed now.
+    pub fn record(&self, latency: Duration, outcome: Outcome) {
+        self.record_at(Instant::now(), latency, outcome);
+    }
+
     /// Record an outcome observed at `now`.
     pub fn record_at(&self, now: Instant, latency: Duration, outcome: Outcome) {
         let mut inner = self.lock();
@@ -407,6 +503,7 @@ impl Stats {
     fn apply(&self, inner: &mut Inner, now: Instant, latency: Duration, outcome: Outcome) {
         inner.total += 1;
         inner.window.push(now, outcome.is_ok(), latency);
+        inner.histogram.record(latency, outcome.is_ok());
         match outcome {
             Ok(()) => {
                 inner.ok += 1;
@@ -442,14 +539,19 @@ impl Stats {
         if ready != inner.was_ready {
             inner.was_ready = ready;
             let (window_total, window_ok) = inner.window.counts(now);
+            let slow = self.gate_locked(inner, now).filter(|g| g.over);
             tracing::info!(
                 mode = self.mode,
                 window_ok,
                 window_total,
                 consecutive_ok = inner.consecutive_ok,
-                rule = %self.policy.describe(),
+                rule = %self.describe_policy(),
                 "{}",
-                if ready { "ready" } else { "NOT ready" }
+                match slow {
+                    Some(g) => format!("NOT ready: {}", slow_reason(&g)),
+                    None if ready => "ready".to_owned(),
+                    None => "NOT ready".to_owned(),
+                }
             );
         }
     }
@@ -464,7 +566,38 @@ impl Stats {
             window_ok,
             total: inner.total,
             consecutive_ok: inner.consecutive_ok,
+        }) && !self.gate_locked(inner, now).is_some_and(|g| g.over)
+    }
+
+    /// Where the window stands against the latency gate, if there is one.
+    fn gate_locked(&self, inner: &Inner, now: Instant) -> Option<LatencyGateStatus> {
+        let gate = self.latency_gate?;
+        let observed = inner
+            .window
+            .latency_percentile(now, gate.percentile / 100.0);
+        Some(LatencyGateStatus {
+            percentile: gate.percentile,
+            max_ms: millis(Some(gate.max)).unwrap_or_default(),
+            observed_ms: millis(observed),
+            over: observed.is_some_and(|o| o > gate.max),
         })
+    }
+
+    /// The readiness rule in words, latency gate included.
+    fn describe_policy(&self) -> String {
+        match &self.latency_gate {
+            Some(g) => format!("{} and {}", self.policy.describe(), g.describe()),
+            None => self.policy.describe(),
+        }
+    }
+
+    /// Why the mode is not ready when it is its latency, for `/readyz`:
+    /// `p95 latency over the window 312ms > 200ms`.
+    pub fn slow_reason_at(&self, now: Instant) -> Option<String> {
+        let inner = self.lock();
+        self.gate_locked(&inner, now)
+            .filter(|g| g.over)
+            .map(|g| slow_reason(&g))
     }
 
     /// Re-evaluate readiness without a new sample (time passing empties the
@@ -517,6 +650,8 @@ impl Stats {
                 p95: millis(w.p95),
                 max: millis(w.max),
             },
+            latency_histogram: inner.histogram.status(),
+            latency_gate: self.gate_locked(&inner, now),
             window: WindowStatus {
                 seconds: inner.window.span().as_secs_f64(),
                 total: w.total,
@@ -536,7 +671,7 @@ impl Stats {
                 .collect(),
             since: self.since.to_string(),
             uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
-            ready_policy: self.policy.describe(),
+            ready_policy: self.describe_policy(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             config: self.config.clone(),
         }
@@ -760,6 +895,103 @@ mod tests {
         assert_eq!((st.total, st.ok, st.failed), (2, 1, 1));
         assert!(st.ready, "1/2 >= 0.5");
         assert_eq!(st.latency_ms.p50, Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn a_slow_window_turns_a_latency_gated_canary_unready_and_back() {
+        let gate = LatencyGate {
+            percentile: 95.0,
+            max: ms(200),
+        };
+        let stats = Stats::new(
+            "http-canary",
+            secs(10),
+            ReadyPolicy::SuccessRatio { threshold: 0.9 },
+            serde_json::json!({}),
+        )
+        .with_latency_gate(Some(gate));
+        let t0 = stats.started();
+        let mut t = t0;
+        for _ in 0..20 {
+            stats.record_at(t, ms(20), ok());
+            t += ms(500);
+        }
+        assert!(stats.is_ready_at(t));
+        assert_eq!(stats.slow_reason_at(t), None);
+        // Every request still succeeds, but slowly. With 21 samples the p95
+        // is the 20th fastest: one slow sample is forgiven, two are not.
+        stats.record_at(t, ms(450), ok());
+        assert!(stats.is_ready_at(t), "1 slow of 21");
+        let g = stats.status_at(t).latency_gate.expect("a gate");
+        assert_eq!((g.percentile, g.max_ms, g.over), (95.0, 200.0, false));
+        assert_eq!(g.observed_ms, Some(20.0));
+        stats.record_at(t, ms(450), ok());
+        assert!(!stats.is_ready_at(t), "all successes, yet not ready: slow");
+        let st = stats.status_at(t);
+        assert_eq!(st.window.success_ratio, Some(1.0));
+        let g = st.latency_gate.expect("a gate");
+        assert!(g.over, "{g:?}");
+        assert_eq!(g.observed_ms, Some(450.0));
+        assert!(
+            st.ready_policy
+                .contains("p95 latency over the window <= 200ms"),
+            "{}",
+            st.ready_policy
+        );
+        assert_eq!(
+            stats.slow_reason_at(t).as_deref(),
+            Some("p95 latency over the window 450ms > 200ms")
+        );
+        // The slow samples age out: ready again.
+        t += secs(11);
+        stats.record_at(t, ms(20), ok());
+        assert!(stats.is_ready_at(t));
+        assert!(!stats.status_at(t).latency_gate.expect("gate").over);
+    }
+
+    #[tokio::test]
+    async fn no_gate_no_latency_rule() {
+        let stats = Stats::new(
+            "http-canary",
+            secs(4),
+            ReadyPolicy::SuccessRatio { threshold: 0.9 },
+            serde_json::json!({}),
+        );
+        stats.success(secs(30));
+        assert!(stats.is_ready(), "slow is fine without a gate");
+        assert_eq!(stats.status().latency_gate, None);
+    }
+
+    #[tokio::test]
+    async fn the_histogram_counts_every_outcome_since_start() {
+        let stats = Stats::new(
+            "dns-canary",
+            secs(1),
+            ReadyPolicy::SuccessRatio { threshold: 0.9 },
+            serde_json::json!({}),
+        );
+        let t = stats.started();
+        stats.record_at(t, ms(1), ok());
+        stats.record_at(t, ms(2000), timeout());
+        // Long after the window forgot them, the histogram has them.
+        let st = stats.status_at(t + secs(60));
+        assert_eq!(st.window.total, 0);
+        let h = &st.latency_histogram;
+        assert_eq!(h.count, st.total);
+        assert_eq!(h.sum_ms, 2001.0);
+        let ok: u64 = h.buckets.iter().map(|b| b.ok).sum();
+        let failed: u64 = h.buckets.iter().map(|b| b.failed).sum();
+        assert_eq!((ok, failed), (1, 1));
+        let slow = h
+            .buckets
+            .iter()
+            .find(|b| b.failed == 1)
+            .expect("the timeout");
+        assert!(
+            slow.le_us
+                .is_some_and(|le| (2_000_000..2_400_000).contains(&le)),
+            "{slow:?}"
+        );
     }
 
     #[tokio::test]

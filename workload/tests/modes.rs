@@ -4,7 +4,7 @@
 //! and `sleep`.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -412,6 +412,192 @@ async fn http_canary_sees_a_serve_instance_go_away() {
     let st = status(canary.addr).await;
     assert!(st.counters.get("connect").is_some_and(|&n| n > 0), "{st:?}");
     stop(canary).await;
+}
+
+/// An HTTP server answering every request 200 after `delay_ms`
+/// (changeable while it runs): a service that gets slow without failing.
+struct SlowServer {
+    addr: SocketAddr,
+    delay_ms: Arc<AtomicU64>,
+}
+
+async fn slow_server() -> SlowServer {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let delay = delay_ms.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let delay = Duration::from_millis(delay.load(Ordering::SeqCst));
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    SlowServer { addr, delay_ms }
+}
+
+/// Counts per histogram bucket between two reads: later minus earlier.
+fn histogram_between(earlier: &Status, later: &Status) -> Vec<(Option<u64>, u64)> {
+    let before = |le: Option<u64>| {
+        earlier
+            .latency_histogram
+            .buckets
+            .iter()
+            .find(|b| b.le_us == le)
+            .map_or(0, |b| b.ok + b.failed)
+    };
+    later
+        .latency_histogram
+        .buckets
+        .iter()
+        .map(|b| (b.le_us, b.ok + b.failed - before(b.le_us)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[tokio::test]
+async fn http_canary_turns_unready_when_the_service_gets_slow() {
+    let server = slow_server().await;
+    let url = format!("http://{}/", server.addr);
+    let canary = start(&[
+        "http-canary",
+        "--port",
+        "0",
+        "--url",
+        &url,
+        "--interval",
+        "50ms",
+        "--window",
+        "1s",
+        "--ready-max-latency",
+        "100ms",
+    ])
+    .await;
+    wait_ready(canary.addr, 200, Duration::from_secs(3)).await;
+    let fast = status(canary.addr).await;
+    let gate = fast.latency_gate.expect("a latency gate");
+    assert_eq!(
+        (gate.percentile, gate.max_ms, gate.over),
+        (95.0, 100.0, false)
+    );
+    assert!(
+        fast.ready_policy.contains("p95 latency"),
+        "{}",
+        fast.ready_policy
+    );
+
+    server.delay_ms.store(250, Ordering::SeqCst);
+    wait_ready(canary.addr, 503, Duration::from_secs(3)).await;
+    let (_, body, _) = get(canary.addr, "/readyz").await;
+    assert!(
+        body.starts_with("not ready: p95 latency over the window"),
+        "{body}"
+    );
+    let slow = status(canary.addr).await;
+    assert!(!slow.ready);
+    assert_eq!(slow.failed, 0, "slow, not failing: {slow:?}");
+    let gate = slow.latency_gate.expect("a latency gate");
+    assert!(
+        gate.over && gate.observed_ms.is_some_and(|ms| ms >= 250.0),
+        "{gate:?}"
+    );
+
+    // The histogram between the two reads holds only what happened in
+    // between: every request took at least the server's delay.
+    let between = histogram_between(&fast, &slow);
+    let counted: u64 = between.iter().map(|(_, n)| n).sum();
+    assert_eq!(counted, slow.total - fast.total, "{between:?}");
+    let fast_between: u64 = between
+        .iter()
+        .filter(|(le, _)| le.is_some_and(|le| le < 250_000))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        fast_between <= 1,
+        "at most the request in flight at the switch was fast: {between:?}"
+    );
+
+    server.delay_ms.store(0, Ordering::SeqCst);
+    wait_ready(canary.addr, 200, Duration::from_secs(4)).await;
+    stop(canary).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_capacity_makes_a_load_queue_up() {
+    // One slot of 50ms: 20 requests/s at most. Offered 40/s, the line grows
+    // and so does every client's latency; four slots (80/s) keep up.
+    let narrow = start(&[
+        "serve",
+        "--port",
+        "0",
+        "--service-time",
+        "50ms",
+        "--capacity",
+        "1",
+    ])
+    .await;
+    let wide = start(&[
+        "serve",
+        "--port",
+        "0",
+        "--service-time",
+        "50ms",
+        "--capacity",
+        "4",
+    ])
+    .await;
+    let load = |addr: SocketAddr| {
+        let url = format!("http://{addr}/");
+        async move {
+            start(&[
+                "http-load",
+                "--port",
+                "0",
+                "--url",
+                &url,
+                "--qps",
+                "40",
+                "--concurrency",
+                "64",
+            ])
+            .await
+        }
+    };
+    let (narrow_load, wide_load) = (load(narrow.addr).await, load(wide.addr).await);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let queued = status(narrow.addr).await.gauges.get("queued").copied();
+    let (slow, quick) = (status(narrow_load.addr).await, status(wide_load.addr).await);
+    assert_eq!(slow.mode, "http-load");
+    assert!(
+        queued.is_some_and(|q| q >= 5),
+        "requests wait in line: {queued:?}"
+    );
+    let p95 = |s: &Status| s.latency_ms.p95.expect("requests done");
+    assert!(p95(&slow) >= 300.0, "queueing: {slow:?}");
+    assert!(p95(&quick) < 200.0, "enough capacity: {quick:?}");
+    assert!(quick.total >= 40, "{quick:?}");
+    for r in [narrow_load, wide_load, narrow, wide] {
+        stop(r).await;
+    }
 }
 
 #[tokio::test]

@@ -48,15 +48,20 @@ pub fn prepare(args: ApiCanaryArgs, shutdown: CancellationToken) -> Result<Prepa
         "interval": fmt_duration(args.interval),
         "timeout": fmt_duration(args.timeout),
         "ready_after": args.ready_after,
+        "ready_max_latency": args.latency.ready_max_latency.map(fmt_duration),
+        "ready_latency_percentile": args.latency.ready_latency_percentile,
     });
-    let stats = Arc::new(Stats::new(
-        "api-canary",
-        args.common.window,
-        ReadyPolicy::LastN {
-            n: args.ready_after,
-        },
-        config,
-    ));
+    let stats = Arc::new(
+        Stats::new(
+            "api-canary",
+            args.common.window,
+            ReadyPolicy::LastN {
+                n: args.ready_after,
+            },
+            config,
+        )
+        .with_latency_gate(args.latency.gate()),
+    );
     let canary = Canary {
         api_resource,
         namespace: args.namespace.clone(),

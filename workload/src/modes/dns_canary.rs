@@ -46,15 +46,20 @@ pub fn prepare(args: DnsCanaryArgs, shutdown: CancellationToken) -> Result<Prepa
         "ready_threshold": args.ready_threshold,
         "ip_strategy": args.ip_strategy,
         "resolver": summary,
+        "ready_max_latency": args.latency.ready_max_latency.map(fmt_duration),
+        "ready_latency_percentile": args.latency.ready_latency_percentile,
     });
-    let stats = Arc::new(Stats::new(
-        "dns-canary",
-        args.common.window,
-        ReadyPolicy::SuccessRatio {
-            threshold: args.ready_threshold,
-        },
-        config,
-    ));
+    let stats = Arc::new(
+        Stats::new(
+            "dns-canary",
+            args.common.window,
+            ReadyPolicy::SuccessRatio {
+                threshold: args.ready_threshold,
+            },
+            config,
+        )
+        .with_latency_gate(args.latency.gate()),
+    );
     let run = run(
         resolver,
         names,

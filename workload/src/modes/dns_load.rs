@@ -6,7 +6,7 @@
 //! 2019 CoreDNS incident, used here to squeeze CoreDNS's memory.
 //!
 //! Pacing: a 5 ms ticker starts however many lookups are due by the elapsed
-//! time (`qps × t`), so the rate holds exactly without a timer per lookup. A
+//! time ([`super::Pacer`]), so the rate holds exactly. A
 //! due lookup that finds all slots busy is skipped and counted (`skipped`):
 //! the load never queues up, and `/status` shows when the client (not the
 //! server) is the bottleneck. Ready always: readiness belongs to the canaries.
@@ -17,7 +17,7 @@
 //! libc resolver per pod, do not merge).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::Name;
@@ -127,11 +127,7 @@ struct Load {
 
 impl Load {
     async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        // After a stall (CPU throttling, a paused process) start at most this
-        // many at once; the rest of the backlog is skipped, not burst.
-        let max_burst = (self.qps / 10.0).ceil() as u64 + self.concurrency as u64;
-        let start = Instant::now();
-        let mut started: u64 = 0;
+        let mut pacer = super::Pacer::new(self.qps, self.concurrency);
         let mut next_name = 0usize;
         let mut ticker = super::ticker(TICK);
         loop {
@@ -139,12 +135,9 @@ impl Load {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = ticker.tick() => {}
             }
-            let target = (start.elapsed().as_secs_f64() * self.qps) as u64;
-            let mut due = target.saturating_sub(started);
-            started = target;
-            if due > max_burst {
-                self.stats.count("skipped", due - max_burst);
-                due = max_burst;
+            let (due, burst) = pacer.due();
+            if burst > 0 {
+                self.stats.count("skipped", burst);
             }
             let mut skipped = 0;
             for _ in 0..due {

@@ -8,17 +8,20 @@
 //!   (a too-tight probe `timeoutSeconds` fails);
 //! - `--fail-liveness-after`: /healthz answers 500 from then on (restarts);
 //! - `--ballast-mib` / `--ballast-growth-mib-per-sec`: resident memory that
-//!   grows into the container's limit (OOMKilled).
+//!   grows into the container's limit (OOMKilled);
+//! - `--service-time` / `--capacity`: what serving `/` costs, so a pod has a
+//!   capacity and fewer replicas under load means queueing (latency).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{Prepared, fmt_duration};
 use crate::cli::ServeArgs;
 use crate::error::Error;
-use crate::server::Probes;
+use crate::server::{Probes, Work};
 use crate::state::{ReadyPolicy, Stats};
 
 const MIB: u64 = 1024 * 1024;
@@ -44,6 +47,8 @@ pub fn prepare(args: ServeArgs, shutdown: CancellationToken) -> Result<Prepared,
         "ballast_mib": args.ballast_mib,
         "ballast_growth_mib_per_sec": args.ballast_growth_mib_per_sec,
         "ballast_max_mib": args.ballast_max_mib,
+        "service_time": fmt_duration(args.service_time),
+        "capacity": args.capacity,
     });
     let stats = Arc::new(
         Stats::new("serve", args.common.window, ReadyPolicy::Always, config)
@@ -53,6 +58,10 @@ pub fn prepare(args: ServeArgs, shutdown: CancellationToken) -> Result<Prepared,
     let probes = Probes {
         response_delay: args.response_delay,
         fail_liveness_at: args.fail_liveness_after.map(|d| started + d),
+        work: (!args.service_time.is_zero() || args.capacity > 0).then(|| Work {
+            service_time: args.service_time,
+            slots: (args.capacity > 0).then(|| Arc::new(Semaphore::new(args.capacity as usize))),
+        }),
     };
     let run = run(args, stats.clone(), started, shutdown);
     Ok(Prepared {
