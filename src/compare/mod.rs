@@ -50,13 +50,13 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::detect::SignalKind;
 use crate::experiment::slo::Percentile;
 use crate::journal::ClusterRecord;
 use crate::runner::outcome::REPORT_SCHEMA_VERSION;
 use crate::runner::{ExperimentReport, Outcome, RunReport, TrialReport};
 use crate::slo::{Comparison as Direction, SloVerdict, Spread, Unit};
 use crate::timeline::EntryKind;
+use crate::vocab::SignalKind;
 pub use noise::{Delta, NoiseTest};
 
 /// Schema version of the JSON comparison (`schema` field).
