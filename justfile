@@ -48,10 +48,11 @@ e2e: cluster
 # What CI runs: lint, the fast tier, then the kind tier.
 ci: lint test e2e
 
-# Formatting and lints, as CI checks them.
+# Formatting and lints, as CI checks them; the module graph flows one way (tests/layering.rs).
 lint:
     cargo fmt --all -- --check
     cargo clippy --locked --all-targets --all-features -- -D warnings
+    cargo test --locked --test layering
 
 # Benchmarks on a real kind cluster (results in BENCHMARKS.md).
 bench: cluster

@@ -4,8 +4,8 @@
 //! labels breakfix puts on what it touches.
 //!
 //! This module imports nothing else of the crate, so it can sit at the bottom
-//! of the module graph: vocabulary → objects → journal → detect →
-//! baseline/fault → experiment → slo/timeline → runner → report → cli.
+//! of the module graph (the order is in the crate's documentation and
+//! `tests/layering.rs` checks it).
 
 pub mod diagnostic;
 pub mod duration;
