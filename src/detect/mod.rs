@@ -13,6 +13,7 @@ mod captured;
 pub mod classify;
 pub mod diagnose;
 pub mod endpoints;
+pub mod expect;
 pub mod gone;
 pub mod nodes;
 pub mod probe;
@@ -35,6 +36,7 @@ use crate::vocab::SignalKind;
 
 pub use classify::Finding;
 pub use diagnose::{Diagnosis, corroborate, diagnose};
+pub use expect::{Combine, ExpectedSignals};
 
 /// Errors while watching for signals.
 #[derive(Debug, thiserror::Error)]
@@ -250,32 +252,62 @@ pub async fn first_expected<S>(
     signals: S,
     expected: &[SignalKind],
     timeout: Duration,
+    on_observation: impl FnMut(&Observation),
+) -> Result<Observation, DetectError>
+where
+    S: Stream<Item = Result<Observation, DetectError>>,
+{
+    until_expected(
+        signals,
+        &ExpectedSignals::any(expected),
+        timeout,
+        on_observation,
+    )
+    .await
+}
+
+/// Waits until the observations meet `expected` (any one, all, or all in
+/// order; see [`expect`]) and returns the observation that completed it,
+/// handing every observation to `on_observation` as it arrives.
+pub async fn until_expected<S>(
+    signals: S,
+    expected: &ExpectedSignals,
+    timeout: Duration,
     mut on_observation: impl FnMut(&Observation),
 ) -> Result<Observation, DetectError>
 where
     S: Stream<Item = Result<Observation, DetectError>>,
 {
+    let mut matcher = expected.matcher();
     let wait = async {
         futures::pin_mut!(signals);
         while let Some(item) = signals.next().await {
             let obs = item?;
             on_observation(&obs);
-            if expected.contains(&obs.kind) {
+            if matcher.see(obs.kind) {
                 return Ok(obs);
             }
         }
         Err(DetectError::StreamEnded)
     };
-    tokio::time::timeout(timeout, wait)
-        .await
-        .unwrap_or_else(|_| {
-            Err(DetectError::Timeout {
-                expected: expected
-                    .iter()
+    let result = tokio::time::timeout(timeout, wait).await;
+    result.unwrap_or_else(|_| {
+        let seen = matcher.seen();
+        let expected = match expected.combine {
+            Combine::Any => expected.describe(),
+            _ if seen.is_empty() => expected.describe(),
+            _ => format!(
+                "{}; seen only {}",
+                expected.describe(),
+                seen.iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
-                    .join(", "),
-                waited: timeout,
-            })
+                    .join(", ")
+            ),
+        };
+        Err(DetectError::Timeout {
+            expected,
+            waited: timeout,
         })
+    })
 }

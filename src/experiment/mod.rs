@@ -11,9 +11,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{Baseline, LoadedBaseline};
+use crate::detect::ExpectedSignals;
 use crate::fault::FaultSpec;
 use crate::vocab::{
-    ApiVersion, Diagnostic, HumanDuration, Name, SignalKind, diagnostic, is_system_namespace, load,
+    ApiVersion, Diagnostic, HumanDuration, Name, diagnostic, is_system_namespace, load,
 };
 pub use slo::SloSpec;
 
@@ -84,13 +85,15 @@ fn default_repeat() -> u32 {
     1
 }
 
-/// The signals that count as detection; the first one seen wins.
+/// What the fault must cause.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Expect {
-    /// Empty means: the fault's default signals.
-    #[serde(default)]
-    pub signals: Vec<SignalKind>,
+    /// The signals that count as detection: a list (the first of them to
+    /// show), `{any: [...]}`, or `{all: [...]}` (every one, with
+    /// `inOrder: true` in the order listed). Absent: the fault's own.
+    #[serde(default, skip_serializing_if = "ExpectedSignals::is_empty")]
+    pub signals: ExpectedSignals,
 }
 
 /// Who brings the cluster back.
@@ -153,10 +156,11 @@ impl ExperimentSpec {
             })
     }
 
-    /// The signals that count as detection: the file's, or the fault's defaults.
-    pub fn expected_signals(&self) -> Vec<SignalKind> {
+    /// The signals that count as detection: the file's, or any of the
+    /// fault's defaults.
+    pub fn expected_signals(&self) -> ExpectedSignals {
         if self.expect.signals.is_empty() {
-            self.fault.default_signals().to_vec()
+            ExpectedSignals::any(self.fault.default_signals())
         } else {
             self.expect.signals.clone()
         }
@@ -226,7 +230,7 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         });
     }
     let supported = spec.fault.supported_signals();
-    for signal in &spec.expect.signals {
+    for signal in &spec.expect.signals.signals {
         if !supported.contains(signal) {
             let names: Vec<String> = supported.iter().map(|s| format!("`{s}`")).collect();
             problems.push(

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::measure::MeasureSession;
 use super::{EventSender, RunEvent, Runner, TrialError, TrialReport};
 use crate::baseline::{SteadyState, apply_baseline};
-use crate::detect::{self, diagnose, first_expected, watch_pod_signals};
+use crate::detect::{self, diagnose, until_expected, watch_pod_signals};
 use crate::experiment::{LoadedExperiment, Recovery};
 use crate::fault::FaultContext;
 use crate::kobj::ObjectRef;
@@ -194,7 +194,7 @@ impl Runner {
         let signals = detect::merged(sources);
         let mut seen = Vec::new();
         let detection = guard(&cancel, Phase::Detect, async {
-            first_expected(signals, &expected, spec.detect_timeout(), |obs| {
+            until_expected(signals, &expected, spec.detect_timeout(), |obs| {
                 seen.push(obs.clone())
             })
             .await
