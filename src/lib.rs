@@ -11,9 +11,10 @@
 //! The modules import one way only, from the vocabulary up:
 //! [`vocab`] → [`kobj`] → [`journal`] → [`detect`] → [`baseline`]/[`fault`]
 //! → [`experiment`]/[`cluster`] → [`timeline`] → [`slo`] → [`runner`] →
-//! [`report`]; the command line sits on top and the library works without
-//! it. Modules of one layer never import each other; `tests/layering.rs`
-//! (run by `just lint`) fails on any import that breaks the order.
+//! [`report`]/[`compare`]; the command line sits on top and the library
+//! works without it. Modules of one layer never import each other;
+//! `tests/layering.rs` (run by `just lint`) fails on any import that breaks
+//! the order.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! vocab → kobj → journal → detect → baseline, fault → experiment, cluster
-//!       → timeline → slo → runner → report → cli, testkit
+//!       → timeline → slo → runner → report, compare → cli, testkit
 //! ```
 //!
 //! A module may import only modules of a lower layer; modules of one layer
@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["timeline"],
     &["slo"],
     &["runner"],
-    &["report"],
+    &["report", "compare"],
     &["cli", "testkit"],
 ];
 
@@ -258,9 +258,11 @@ fn every_crate_import_points_down_the_layers() {
         let module = module_of(&src, file);
         modules.insert(module.clone());
         let Some(own) = layer_of(&module) else {
+            if !modules.insert(format!("{module} (unplaced)")) {
+                continue;
+            }
             problems.push(format!(
-                "src/{}: module `{module}` has no place in the layering; add it to LAYERS in tests/layering.rs ({})",
-                rel.display(),
+                "src/{module}: module `{module}` has no place in the layering; add it to LAYERS in tests/layering.rs ({})",
                 describe_layers()
             ));
             continue;
