@@ -68,10 +68,33 @@ pub fn canary_failing(canary: &UnreadyCanary) -> Observation {
     )
 }
 
-/// [`SignalKind::CanaryFailing`] from the canary pods `canary` selects.
+/// What a canary's Unready turn means: [`SignalKind::LatencyAbove`] when
+/// its `/status` says its latency rule is over, [`SignalKind::CanaryFailing`]
+/// when its checks fail (or `/status` cannot tell), both when both hold.
+pub fn canary_signals(canary: &UnreadyCanary) -> Vec<Observation> {
+    let mut out = Vec::new();
+    if let Ok(status) = &canary.status
+        && let Some(slow) = status.slow_summary()
+    {
+        out.push(canary.observe(
+            SignalKind::LatencyAbove,
+            "LatencyAbove",
+            format!("canary {} turned Unready: {slow}", canary.name()),
+        ));
+        if !status.failing() {
+            return out;
+        }
+    }
+    out.push(canary_failing(canary));
+    out
+}
+
+/// [`SignalKind::CanaryFailing`] and [`SignalKind::LatencyAbove`] from the
+/// canary pods `canary` selects.
 pub fn watch_canaries_failing(client: &Client, canary: &CanaryRef) -> SignalStream {
     watch_unready(client, canary)
-        .map_ok(|u| canary_failing(&u))
+        .map_ok(|u| futures::stream::iter(canary_signals(&u).into_iter().map(Ok)))
+        .try_flatten()
         .boxed()
 }
 
@@ -128,6 +151,48 @@ mod tests {
             obs.message,
             "canary http-canary-1 turned Unready: GET http://web/: connection refused"
         );
+    }
+
+    fn status(json: serde_json::Value) -> CanaryStatus {
+        serde_json::from_value(json).expect("a status")
+    }
+
+    #[rstest::rstest]
+    // Slow but every check succeeds: latency only.
+    #[case(true, 10, 10, &[SignalKind::LatencyAbove])]
+    // Slow and failing under the 0.9 rule: both.
+    #[case(true, 5, 10, &[SignalKind::LatencyAbove, SignalKind::CanaryFailing])]
+    // Failing, not slow: as before.
+    #[case(false, 5, 10, &[SignalKind::CanaryFailing])]
+    fn an_unready_canary_says_whether_it_is_slow_or_failing(
+        #[case] over: bool,
+        #[case] ok: u64,
+        #[case] total: u64,
+        #[case] kinds: &[SignalKind],
+    ) {
+        let s = status(serde_json::json!({
+            "mode": "http-canary", "ready": false,
+            "window": {"seconds": 4.0, "total": total, "ok": ok, "failed": total - ok},
+            "config": {"ready_threshold": 0.9},
+            "latency_gate": {"percentile": 95.0, "max_ms": 200.0, "observed_ms": 312.0, "over": over},
+        }));
+        let observed: Vec<SignalKind> = canary_signals(&unready(Ok(s)))
+            .iter()
+            .map(|o| o.kind)
+            .collect();
+        assert_eq!(observed, kinds);
+        if over {
+            let obs = &canary_signals(&unready(Ok(status(serde_json::json!({
+                "mode": "http-canary", "ready": false,
+                "window": {"seconds": 4.0, "total": 8, "ok": 8, "failed": 0},
+                "config": {"ready_threshold": 0.9},
+                "latency_gate": {"percentile": 95.0, "max_ms": 200.0, "observed_ms": 312.0, "over": true},
+            })))))[0];
+            assert_eq!(
+                obs.message,
+                "canary http-canary-1 turned Unready: p95 latency 312ms > 200ms over the last 4s"
+            );
+        }
     }
 
     #[test]

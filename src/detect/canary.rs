@@ -68,6 +68,23 @@ pub struct CanaryStatus {
     /// The canary's effective settings (names, resource, url…).
     #[serde(default)]
     pub config: serde_json::Value,
+    /// The latency readiness rule (`--ready-max-latency`) and where the
+    /// window stands against it; absent without the rule (or from images
+    /// older than it).
+    #[serde(default)]
+    pub latency_gate: Option<LatencyGate>,
+}
+
+/// A canary's latency rule: not Ready while `percentile` of its latencies
+/// over the window is above `max_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct LatencyGate {
+    pub percentile: f64,
+    pub max_ms: f64,
+    #[serde(default)]
+    pub observed_ms: Option<f64>,
+    /// The window's latency is above the threshold now.
+    pub over: bool,
 }
 
 /// Counts over the canary's recent window.
@@ -84,6 +101,37 @@ pub struct CanaryWindow {
 }
 
 impl CanaryStatus {
+    /// Whether the canary says it is slow: its latency rule is over.
+    pub fn slow(&self) -> bool {
+        self.latency_gate.is_some_and(|g| g.over)
+    }
+
+    /// Whether its checks fail by its own success rule, as far as `/status`
+    /// tells: the window's ratio under `ready_threshold` (http, dns), or
+    /// failures in the window when the rule is another (api-canary).
+    pub fn failing(&self) -> bool {
+        let threshold = self.config.get("ready_threshold").and_then(|t| t.as_f64());
+        match threshold {
+            Some(t) if self.window.total > 0 => {
+                (self.window.ok as f64 / self.window.total as f64) + 1e-9 < t
+            }
+            Some(_) => true,
+            None => self.window.failed > 0 || self.window.total == 0,
+        }
+    }
+
+    /// `p95 latency 312ms > 200ms`, when the canary is slow.
+    pub fn slow_summary(&self) -> Option<String> {
+        let g = self.latency_gate.filter(|g| g.over)?;
+        Some(format!(
+            "p{} latency {}ms > {}ms over the last {}s",
+            g.percentile,
+            g.observed_ms.unwrap_or_default(),
+            g.max_ms,
+            self.window.seconds
+        ))
+    }
+
     /// The HTTP status of the last failed call, when the error starts with
     /// one (`403 Forbidden: configmaps is forbidden: …`).
     pub fn last_http_status(&self) -> Option<u16> {

@@ -95,6 +95,9 @@ pub fn diagnose(obs: &Observation, namespace: &str) -> Diagnosis {
         SignalKind::CanaryFailing => format!(
             "canary {kind} {name} fails its checks: clients of what it calls see errors now, whatever pod status says"
         ),
+        SignalKind::LatencyAbove => format!(
+            "canary {kind} {name} says what it calls got slow: its recent latency is above its threshold, whether or not requests fail; look for too few replicas under load, CPU throttling, or a slow dependency"
+        ),
         SignalKind::RolloutStalled => format!(
             "{kind} {name}'s rollout made no progress within its progressDeadlineSeconds: the new ReplicaSet's pods never become available (the old ones keep serving only as far as maxUnavailable allows)"
         ),

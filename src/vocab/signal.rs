@@ -59,6 +59,9 @@ pub enum SignalKind {
     /// A started container's readiness probe fails: its pod is taken out of
     /// its Services' endpoints.
     ReadinessFailed,
+    /// A canary's recent latency is above the threshold in its args
+    /// (`--ready-max-latency`): the service got slow, whether or not it fails.
+    LatencyAbove,
 }
 
 impl SignalKind {
@@ -88,6 +91,7 @@ impl SignalKind {
         Self::StartupFailed,
         Self::ProbeTimeout,
         Self::ReadinessFailed,
+        Self::LatencyAbove,
     ];
 
     /// Where the signal sits in [`Self::ALL`]. The match is exhaustive, so a
@@ -117,6 +121,7 @@ impl SignalKind {
             Self::StartupFailed => 20,
             Self::ProbeTimeout => 21,
             Self::ReadinessFailed => 22,
+            Self::LatencyAbove => 23,
         }
     }
 
@@ -148,6 +153,7 @@ impl SignalKind {
             Self::ReadinessFailed => {
                 "a readiness probe fails; the pod leaves its Services' endpoints"
             }
+            Self::LatencyAbove => "a canary's recent latency is above its threshold",
         }
     }
 }
