@@ -12,11 +12,29 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    export_versions();
     if packed_relocations_supported() {
         for kind in ["bins", "benches"] {
             println!("cargo:rustc-link-arg-{kind}=-Wl,-z,pack-relative-relocs");
         }
     }
+}
+
+/// Pinned versions from versions.env the crate needs at compile time, as
+/// `BREAKFIX_<NAME>` (read with `env!`): one source of truth with scripts/.
+fn export_versions() {
+    println!("cargo:rerun-if-changed=versions.env");
+    let text = std::fs::read_to_string("versions.env").unwrap_or_default();
+    let mut k8s = None;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("K8S_VERSION=") {
+            k8s = Some(v.trim().to_string());
+        }
+    }
+    // versions.env always has it; a copy of the crate without the file
+    // still builds, rendering for the version this release was made with.
+    let k8s = k8s.unwrap_or_else(|| "v1.34.4".to_string());
+    println!("cargo:rustc-env=BREAKFIX_K8S_VERSION={k8s}");
 }
 
 fn packed_relocations_supported() -> bool {

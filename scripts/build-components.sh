@@ -8,7 +8,13 @@
 #   $CACHE/components/etcd-$ETCD_MODULE_VERSION/bin/{etcd,etcdctl}
 #   $CACHE/components/coredns-$COREDNS_VERSION/bin/coredns
 #   $CACHE/components/kind-$KIND_VERSION/bin/kind
-#   $CACHE/bin/{kind,kubectl}  -> symlinks to the pinned versions above
+#   $CACHE/components/helm-$HELM_VERSION/bin/helm
+#   $CACHE/components/kustomize-$KUSTOMIZE_VERSION/bin/kustomize
+#   $CACHE/bin/{kind,kubectl,helm,kustomize}  -> symlinks to the pinned versions above
+#
+# helm and kustomize render the baselines users keep as Helm charts or
+# Kustomize overlays (`helm:` / `kustomize:` in a Baseline); breakfix runs them
+# from $CACHE/bin, so rendering never downloads anything.
 #
 # CACHE is ${BREAKFIX_CACHE:-$HOME/.cache/breakfix}. Each binary is built to a
 # temporary name, checked with its own --version, then moved into place, so a
@@ -20,7 +26,7 @@
 # module generated under $CACHE/components/<name>/src; for Kubernetes its
 # replace lines are generated from kubernetes' own go.mod in the module cache.
 #
-# Usage: scripts/build-components.sh [k8s] [etcd] [coredns] [kind]   (default: all)
+# Usage: scripts/build-components.sh [k8s] [etcd] [coredns] [kind] [helm] [kustomize]   (default: all)
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -249,6 +255,7 @@ EOF
 
 # go_install NAME MODULE VERSION BIN EXPECT ARGS...: `go install MODULE@VERSION`
 # into $COMPONENTS_DIR/NAME-VERSION/bin/BIN, checked with BIN ARGS.
+# GO_EXTRA_LDFLAGS, when set, is added to the linker flags (version stamps).
 go_install() {
   local name=$1 module=$2 v=$3 bin=$4 expect=$5
   shift 5
@@ -262,7 +269,7 @@ go_install() {
   TMP_PATHS+=("$tmpdir" "$bindir/.$bin.tmp.$$")
   # `go install m@v` runs outside any module: -mod must not be set.
   GOFLAGS=-buildvcs=false GOBIN=$tmpdir run_logged "go install $module@$v" "$logf" \
-    go install -trimpath -ldflags "$GO_LDFLAGS_BASE" "$module@$v"
+    go install -trimpath -ldflags "$GO_LDFLAGS_BASE ${GO_EXTRA_LDFLAGS:-}" "$module@$v"
   [[ -x $tmpdir/$bin ]] || { rm -rf "$tmpdir"; fail "go install $module@$v produced no $bin (log: $logf)"; }
   mv "$tmpdir/$bin" "$bindir/.$bin.tmp.$$"
   rm -rf "$tmpdir"
@@ -279,9 +286,22 @@ build_kind() {
   link_stable "$COMPONENTS_DIR/kind-$KIND_VERSION/bin/kind" "$CACHE/bin/kind"
 }
 
+# Helm v4: v3 is past its end of support; v4 renders the same charts
+# (apiVersion v1 and v2) and needs no network for a chart on disk. Without
+# the version stamp its Makefile sets, it would call itself "v4.3".
+build_helm() {
+  GO_EXTRA_LDFLAGS="-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" go_install helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" helm "Version:\"$HELM_VERSION\"" version --template '{{printf "Version:%q" .Version}}'
+  link_stable "$COMPONENTS_DIR/helm-$HELM_VERSION/bin/helm" "$CACHE/bin/helm"
+}
+
+build_kustomize() {
+  go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" kustomize "$KUSTOMIZE_VERSION" version
+  link_stable "$COMPONENTS_DIR/kustomize-$KUSTOMIZE_VERSION/bin/kustomize" "$CACHE/bin/kustomize"
+}
+
 main() {
   local -a want=("$@")
-  ((${#want[@]})) || want=(k8s etcd coredns kind)
+  ((${#want[@]})) || want=(k8s etcd coredns kind helm kustomize)
   setup_go
   trap cleanup EXIT
   # One build at a time per cache (H2's scripts may call this one too).
@@ -295,7 +315,9 @@ main() {
       etcd) build_etcd ;;
       coredns) build_coredns ;;
       kind) build_kind ;;
-      *) die "unknown component '$c' (known: k8s etcd coredns kind)" ;;
+      helm) build_helm ;;
+      kustomize) build_kustomize ;;
+      *) die "unknown component '$c' (known: k8s etcd coredns kind helm kustomize)" ;;
     esac
   done
   log "components ready in $CACHE ($(($(now_s) - t0))s)"

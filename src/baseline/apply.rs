@@ -16,13 +16,22 @@ pub enum ApplyError {
     Apply { target: String, source: ObjectError },
     #[error(transparent)]
     Object(#[from] ObjectError),
+    #[error(
+        "CustomResourceDefinition {name} was applied but not established within {}s; the custom resources after it cannot be applied",
+        CRD_ESTABLISHED_TIMEOUT.as_secs()
+    )]
+    CrdNotEstablished { name: String },
 }
+
+/// How long a CRD the baseline applies may take to be served.
+const CRD_ESTABLISHED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ApplyError {
     /// The API server's message when it refused the object (quota, admission, validation).
     pub fn api_message(&self) -> Option<String> {
         let source = match self {
             Self::Apply { source, .. } | Self::Object(source) => source,
+            Self::CrdNotEstablished { .. } => return None,
         };
         match source {
             ObjectError::Api {
@@ -78,9 +87,29 @@ pub async fn apply_baseline(
                 source,
             })?;
         tracing::debug!(%target, "applied");
+        if target.kind == "CustomResourceDefinition" {
+            await_established(client, &target.name).await?;
+        }
         applied.push(target);
     }
     Ok(applied)
+}
+
+/// Waits (watching) until the CRD `name` is served, so the custom
+/// resources the baseline applies after it resolve.
+async fn await_established(client: &Client, name: &str) -> Result<(), ApplyError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::wait::{await_condition, conditions};
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let established = await_condition(api, name, conditions::is_crd_established());
+    match tokio::time::timeout(CRD_ESTABLISHED_TIMEOUT, established).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, crd = name, "watching the CRD failed");
+            Err(ApplyError::CrdNotEstablished { name: name.into() })
+        }
+        Err(_) => Err(ApplyError::CrdNotEstablished { name: name.into() }),
+    }
 }
 
 /// Deletes what [`apply_baseline`] applied, in reverse order.

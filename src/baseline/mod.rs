@@ -1,8 +1,10 @@
 //! Baselines: the healthy state a fault is injected into. A Baseline file
-//! names a namespace, the manifests to apply there and the checks that
-//! declare steady state.
+//! names a namespace, the objects to apply there — plain manifests, a
+//! Kustomize overlay or a Helm chart, as the user keeps them ([`render`]) —
+//! and the checks that declare steady state.
 
 mod apply;
+pub mod render;
 pub mod steady;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::{ApiVersion, Diagnostic, HumanDuration, Name, load};
 pub use apply::{ApplyError, apply_baseline, delete_baseline};
+pub use render::{HelmSource, RenderError};
 pub use steady::{SteadyError, SteadyState};
 
 /// `kind: Baseline`.
@@ -46,14 +49,44 @@ pub struct BaselineSpec {
     /// Namespace breakfix creates; namespaced manifests without one land here.
     pub namespace: Name,
     /// Manifest files or folders (`*.yaml`), relative to the Baseline file.
-    #[serde(default = "default_manifests")]
-    pub manifests: Vec<PathBuf>,
+    /// Default: `[manifests]`, unless `kustomize` or `helm` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<Vec<PathBuf>>,
+    /// A Kustomize overlay (the folder holding its kustomization.yaml),
+    /// relative to the Baseline file, rendered with `kustomize build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<PathBuf>,
+    /// A Helm chart on disk with values files, rendered with `helm template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmSource>,
     #[serde(default)]
     pub steady_state: SteadyStateSpec,
 }
 
-fn default_manifests() -> Vec<PathBuf> {
-    vec![PathBuf::from("manifests")]
+impl BaselineSpec {
+    /// The manifest files or folders to read: those given, or `manifests`
+    /// when the baseline names no overlay or chart either.
+    pub fn manifest_entries(&self) -> Vec<PathBuf> {
+        match &self.manifests {
+            Some(m) => m.clone(),
+            None if self.kustomize.is_none() && self.helm.is_none() => {
+                vec![PathBuf::from("manifests")]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Every file or folder the baseline reads, relative to its file: what a
+    /// change must touch to change the baseline.
+    pub fn sources(&self) -> Vec<PathBuf> {
+        let mut out = self.manifest_entries();
+        out.extend(self.kustomize.clone());
+        if let Some(h) = &self.helm {
+            out.push(h.chart.clone());
+            out.extend(h.values.iter().cloned());
+        }
+        out
+    }
 }
 
 /// What "healthy" means: every Deployment, StatefulSet and DaemonSet in the
@@ -171,27 +204,62 @@ impl LoadedBaseline {
         self.metadata.name.as_str()
     }
 
-    /// Loads the Baseline file at `path` and every manifest it names.
+    /// Loads the Baseline file at `path`: reads every manifest it names and
+    /// renders its overlay or chart, so what `validate` sees is what a run
+    /// applies.
     pub fn load(path: &Path) -> Result<Self, Vec<Diagnostic>> {
-        let (baseline, _src): (Baseline, String) = load::load_yaml(path).map_err(|d| vec![d])?;
+        let (baseline, src): (Baseline, String) = load::load_yaml(path).map_err(|d| vec![d])?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut problems = Vec::new();
         let mut objects = Vec::new();
-        for entry in &baseline.spec.manifests {
-            let full = dir.join(entry);
-            let files = match manifest_files(&full) {
-                Ok(f) => f,
-                Err(d) => {
-                    problems.push(d);
-                    continue;
+        let mut add = |result: Result<Vec<DynamicObject>, Vec<Diagnostic>>| match result {
+            Ok(mut objs) => objects.append(&mut objs),
+            Err(mut ds) => problems.append(&mut ds),
+        };
+        for entry in baseline.spec.manifest_entries() {
+            let full = dir.join(&entry);
+            match manifest_files(&full) {
+                Ok(files) => {
+                    for file in files {
+                        add(parse_manifests(&file));
+                    }
                 }
-            };
-            for file in files {
-                match parse_manifests(&file) {
-                    Ok(mut objs) => objects.append(&mut objs),
-                    Err(mut ds) => problems.append(&mut ds),
-                }
+                Err(d) => add(Err(vec![d])),
             }
+        }
+        let at_key = |keys: &[&str], d: Diagnostic| {
+            // Errors about the Baseline's own fields point at the field.
+            if d.file == path {
+                match crate::vocab::diagnostic::locate_key(&src, keys) {
+                    Some((l, c)) => {
+                        let mut located = Diagnostic::at(path, &src, l, c, d.message);
+                        located.help = d.help;
+                        located
+                    }
+                    None => d,
+                }
+            } else {
+                d
+            }
+        };
+        if let Some(overlay) = &baseline.spec.kustomize {
+            let label = format!("kustomize build {}", overlay.display());
+            add(render::kustomize(&dir.join(overlay))
+                .map_err(|e| vec![at_key(&["spec", "kustomize"], e.diagnostic(path))])
+                .and_then(|text| parse_rendered(path, &label, &text)));
+        }
+        if let Some(helm) = &baseline.spec.helm {
+            let release = helm
+                .release_name
+                .as_ref()
+                .unwrap_or(&baseline.metadata.name)
+                .as_str();
+            let label = format!("helm template {}", helm.chart.display());
+            add(
+                render::helm(dir, helm, release, baseline.spec.namespace.as_str())
+                    .map_err(|e| vec![at_key(&["spec", "helm"], e.diagnostic(path))])
+                    .and_then(|text| parse_rendered(path, &label, &text)),
+            );
         }
         if objects.is_empty() && problems.is_empty() {
             problems.push(Diagnostic::file(
@@ -202,8 +270,7 @@ impl LoadedBaseline {
         if !problems.is_empty() {
             return Err(problems);
         }
-        objects
-            .sort_by_key(|o| apply_rank(o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("")));
+        sort_for_apply(&mut objects);
         Ok(Self {
             path: path.to_path_buf(),
             spec: baseline.spec,
@@ -211,6 +278,14 @@ impl LoadedBaseline {
             objects,
         })
     }
+}
+
+/// Orders objects the way `kubectl apply` users expect: namespaces and
+/// CRDs first, what others refer to before what refers to it, custom
+/// resources after their definitions, webhooks last. Stable: objects of
+/// one rank keep the order they were written or rendered in.
+pub fn sort_for_apply(objects: &mut [DynamicObject]) {
+    objects.sort_by_key(|o| apply_rank(o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("")));
 }
 
 fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
@@ -231,34 +306,78 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
 /// Parses a multi-document manifest file into objects.
 pub fn parse_manifests(path: &Path) -> Result<Vec<DynamicObject>, Vec<Diagnostic>> {
     let src = load::read_text(path).map_err(|d| vec![d])?;
+    parse_documents(&src, |line, column, message| match line {
+        Some(l) => Diagnostic::at(path, &src, l, column.unwrap_or(1), message),
+        None => Diagnostic::file(path, message),
+    })
+}
+
+/// Parses a tool's rendered output. Problems point at the template helm
+/// names in its `# Source:` comment when there is one, else at the Baseline
+/// file, saying which render produced the document.
+fn parse_rendered(
+    baseline: &Path,
+    label: &str,
+    text: &str,
+) -> Result<Vec<DynamicObject>, Vec<Diagnostic>> {
+    parse_documents(text, |line, _, message| {
+        let source = line.and_then(|l| helm_source_before(text, l));
+        let what = match &source {
+            Some(s) => format!("{label} ({s})"),
+            None => label.to_string(),
+        };
+        Diagnostic::file(baseline, format!("{what}: {message}"))
+    })
+}
+
+/// The `# Source: CHART/templates/x.yaml` comment of the document holding
+/// 1-based `line` of helm's output.
+fn helm_source_before(text: &str, line: usize) -> Option<String> {
+    text.lines()
+        .take(line)
+        .collect::<Vec<_>>()
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("# Source: ").map(str::to_string))
+}
+
+/// Parses multi-document YAML into objects; `diag(line, column, message)`
+/// places a problem (1-based, in `src`).
+fn parse_documents(
+    src: &str,
+    diag: impl Fn(Option<usize>, Option<usize>, String) -> Diagnostic,
+) -> Result<Vec<DynamicObject>, Vec<Diagnostic>> {
     let mut objects = Vec::new();
     let mut problems = Vec::new();
-    for (idx, doc) in serde_yaml::Deserializer::from_str(&src).enumerate() {
-        let value = match serde_yaml::Value::deserialize(doc) {
+    for (idx, (first_line, doc)) in split_documents(src).into_iter().enumerate() {
+        let value: serde_yaml::Value = match serde_yaml::from_str(doc) {
             Ok(v) => v,
             Err(e) => {
-                let d = match e.location() {
-                    Some(l) => Diagnostic::at(path, &src, l.line(), l.column(), e.to_string()),
-                    None => Diagnostic::file(path, e.to_string()),
+                let (line, column) = match e.location() {
+                    Some(l) => (Some(first_line + l.line() - 1), Some(l.column())),
+                    None => (Some(first_line), None),
                 };
-                problems.push(d);
-                break;
+                problems.push(diag(line, column, strip_location(&e.to_string())));
+                continue;
             }
         };
         if value.is_null() {
             continue;
         }
+        let at = Some(first_line);
         match serde_yaml::from_value::<DynamicObject>(value) {
-            Ok(obj) if obj.types.is_none() => problems.push(Diagnostic::file(
-                path,
+            Ok(obj) if obj.types.is_none() => problems.push(diag(
+                at,
+                None,
                 format!("document {}: missing apiVersion or kind", idx + 1),
             )),
-            Ok(obj) if obj.metadata.name.is_none() => problems.push(Diagnostic::file(
-                path,
+            Ok(obj) if obj.metadata.name.is_none() => problems.push(diag(
+                at,
+                None,
                 format!("document {}: missing metadata.name", idx + 1),
             )),
             Ok(obj) => objects.push(obj),
-            Err(e) => problems.push(Diagnostic::file(path, format!("document {}: {e}", idx + 1))),
+            Err(e) => problems.push(diag(at, None, format!("document {}: {e}", idx + 1))),
         }
     }
     if problems.is_empty() {
@@ -268,16 +387,139 @@ pub fn parse_manifests(path: &Path) -> Result<Vec<DynamicObject>, Vec<Diagnostic
     }
 }
 
-/// Kinds that others depend on are applied first (and deleted last).
+/// Splits multi-document YAML at `---` lines into (1-based first line,
+/// text) pairs; a document marker at column 0 cannot occur inside a scalar.
+fn split_documents(src: &str) -> Vec<(usize, &str)> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (idx, line) in src.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") {
+            docs.push((start_line, &src[start..offset]));
+            start = offset + line.len();
+            start_line = idx + 2;
+        }
+        offset += line.len();
+    }
+    docs.push((start_line, &src[start..]));
+    docs.retain(|(_, d)| {
+        d.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    });
+    docs
+}
+
+/// serde_yaml appends " at line L column C"; the diagnostic shows that itself.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) if message[idx..].contains(" column ") => message[..idx].to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// Kinds that others depend on are applied first (and deleted last), after
+/// Helm's install order; kinds not named (custom resources) come after
+/// every built-in workload, webhooks after everything they could block.
 fn apply_rank(kind: &str) -> u8 {
     match kind {
         "Namespace" => 0,
         "CustomResourceDefinition" => 1,
-        "ResourceQuota" | "LimitRange" | "PriorityClass" => 2,
-        "ServiceAccount" | "Secret" | "ConfigMap" => 3,
-        "ClusterRole" | "Role" => 4,
-        "ClusterRoleBinding" | "RoleBinding" => 5,
-        "Service" | "PersistentVolumeClaim" => 6,
-        _ => 7,
+        "PriorityClass" | "StorageClass" | "IngressClass" | "RuntimeClass" => 2,
+        "NetworkPolicy" | "ResourceQuota" | "LimitRange" | "PodDisruptionBudget" => 3,
+        "ServiceAccount" | "Secret" | "ConfigMap" => 4,
+        "PersistentVolume" | "PersistentVolumeClaim" => 5,
+        "ClusterRole" | "Role" => 6,
+        "ClusterRoleBinding" | "RoleBinding" => 7,
+        "Service" => 8,
+        "DaemonSet"
+        | "Pod"
+        | "ReplicationController"
+        | "ReplicaSet"
+        | "Deployment"
+        | "HorizontalPodAutoscaler"
+        | "StatefulSet"
+        | "Job"
+        | "CronJob"
+        | "Ingress"
+        | "EndpointSlice"
+        | "Endpoints" => 9,
+        "APIService"
+        | "MutatingWebhookConfiguration"
+        | "ValidatingWebhookConfiguration"
+        | "ValidatingAdmissionPolicy"
+        | "ValidatingAdmissionPolicyBinding" => 11,
+        _ => 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn obj(kind: &str, name: &str) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": kind, "metadata": {"name": name}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn objects_are_ordered_as_kubectl_apply_users_expect() {
+        let mut objects = vec![
+            obj("ValidatingWebhookConfiguration", "hook"),
+            obj("Widget", "w"),
+            obj("Deployment", "web"),
+            obj("Service", "web"),
+            obj("ConfigMap", "b"),
+            obj("ConfigMap", "a"),
+            obj("CustomResourceDefinition", "widgets.example.com"),
+            obj("Namespace", "other"),
+        ];
+        sort_for_apply(&mut objects);
+        let order: Vec<String> = objects
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "other",
+                "widgets.example.com",
+                "b",
+                "a",
+                "web",
+                "web",
+                "w",
+                "hook"
+            ]
+        );
+    }
+
+    #[rstest]
+    #[case("a: 1\n", vec![(1, "a: 1\n")])]
+    #[case("---\na: 1\n---\n# only a comment\n---\nb: 2\n", vec![(2, "a: 1\n"), (6, "b: 2\n")])]
+    #[case("a: |\n  x\n  ---\n", vec![(1, "a: |\n  x\n  ---\n")])]
+    fn splits_documents_with_their_first_line(
+        #[case] src: &str,
+        #[case] expected: Vec<(usize, &str)>,
+    ) {
+        assert_eq!(split_documents(src), expected);
+    }
+
+    #[test]
+    fn a_bad_document_points_at_its_line_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [b\n",
+        )
+        .unwrap();
+        let problems = parse_manifests(&file).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(9), "{}", problems[0]);
     }
 }

@@ -185,3 +185,27 @@ async fn a_deployment_scaled_to_zero_is_steady_at_once() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_custom_resource_applies_after_the_crd_the_baseline_brings() {
+    let ns = testkit::namespace("crd").await;
+    let group = format!("{}.example.com", ns.name);
+    // Written the wrong way round: the baseline orders the CRD first and
+    // waits until it is served before applying the resource.
+    let manifests = format!(
+        "apiVersion: {group}/v1\nkind: Gadget\nmetadata: {{name: g}}\nspec: {{size: 3}}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: gadgets.{group}}}\nspec:\n  group: {group}\n  names: {{kind: Gadget, plural: gadgets, singular: gadget}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = support::baseline(dir.path(), &ns.name, &manifests);
+    let applied = apply_baseline(&ns.client, &baseline, "run-crd")
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = applied.iter().map(|o| o.kind.as_str()).collect();
+    assert_eq!(kinds, ["Namespace", "CustomResourceDefinition", "Gadget"]);
+    let gadget = applied.last().unwrap();
+    let got = breakfix::kobj::get(&ns.client, gadget).await.unwrap();
+    assert_eq!(got.unwrap().data["spec"]["size"], 3);
+    breakfix::baseline::delete_baseline(&ns.client, &applied[1..])
+        .await
+        .unwrap();
+}
