@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build every binary a breakfix cluster runs, from Go modules only (no registry,
-# no git clone), pinned by versions.env, into a version-keyed cache outside the
-# repo:
+# no git clone), pinned by versions.env and kubernetes.versions, into a
+# version-keyed cache outside the repo:
 #
 #   $CACHE/components/k8s-$K8S_VERSION/bin/{kube-apiserver,kube-controller-manager,
 #       kube-scheduler,kube-proxy,kubelet,kubeadm,kubectl}
@@ -15,6 +15,11 @@
 # helm and kustomize render the baselines users keep as Helm charts or
 # Kustomize overlays (`helm:` / `kustomize:` in a Baseline); breakfix runs them
 # from $CACHE/bin, so rendering never downloads anything.
+#
+# BREAKFIX_K8S_VERSION=vX.Y.Z builds another version listed in
+# kubernetes.versions (with the etcd and CoreDNS its line names); each version
+# has its own folders, so versions never overwrite each other, and
+# $CACHE/bin/kubectl stays the default version's.
 #
 # CACHE is ${BREAKFIX_CACHE:-$HOME/.cache/breakfix}. Each binary is built to a
 # temporary name, checked with its own --version, then moved into place, so a
@@ -192,7 +197,7 @@ build_k8s() {
       report "$b $K8S_VERSION" "built in $(($(now_s) - t0))s"
     done
   fi
-  link_stable "$bindir/kubectl" "$CACHE/bin/kubectl"
+  [[ $K8S_VERSION != "$K8S_DEFAULT_VERSION" ]] || link_stable "$bindir/kubectl" "$CACHE/bin/kubectl"
 }
 
 # ---------------------------------------------------------------------- etcd

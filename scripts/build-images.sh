@@ -18,7 +18,10 @@
 # start for the test tier), and only then tagged. BREAKFIX_REBUILD=1 forces
 # these images to rebuild (not the binaries or the base image they use).
 #
-# Usage: scripts/build-images.sh [control-plane] [apiserver-tier]   (default: both)
+# BREAKFIX_K8S_VERSION=vX.Y.Z builds another version of kubernetes.versions.
+#
+# Usage: scripts/build-images.sh [control-plane] [apiserver-tier]
+#        (default: both for versions.env's K8S_VERSION, control-plane for others)
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -64,7 +67,7 @@ ensure_base() {
 }
 
 # read_kubeadm_images: fill KUBEADM_IMAGES from kubeadm itself and check that
-# versions.env builds the etcd and CoreDNS versions kubeadm asks for.
+# kubernetes.versions builds the etcd and CoreDNS versions kubeadm asks for.
 read_kubeadm_images() {
   local list img short tag
   list=$("$K8S_BIN/kubeadm" config images list --kubernetes-version "$K8S_VERSION" 2>&1) \
@@ -79,10 +82,10 @@ read_kubeadm_images() {
   done
   tag=${KUBEADM_IMAGES[etcd]##*:}
   [[ ${tag%-*} == "${ETCD_MODULE_VERSION#v}" ]] \
-    || fail "kubeadm $K8S_VERSION expects etcd ${tag%-*} (${KUBEADM_IMAGES[etcd]}) but versions.env has ETCD_MODULE_VERSION=$ETCD_MODULE_VERSION; set ETCD_MODULE_VERSION=v${tag%-*}"
+    || fail "kubeadm $K8S_VERSION expects etcd ${tag%-*} (${KUBEADM_IMAGES[etcd]}) but kubernetes.versions says $ETCD_MODULE_VERSION; set its etcd column to v${tag%-*}"
   tag=${KUBEADM_IMAGES[coredns]##*:}
   [[ $tag == "$COREDNS_VERSION" ]] \
-    || fail "kubeadm $K8S_VERSION expects CoreDNS $tag but versions.env has COREDNS_VERSION=$COREDNS_VERSION; set COREDNS_VERSION=$tag"
+    || fail "kubeadm $K8S_VERSION expects CoreDNS $tag but kubernetes.versions says $COREDNS_VERSION; set its coredns column to $tag"
 }
 
 # file_sha256 FILE: sha256 of FILE's content. For binaries in the component
@@ -265,7 +268,11 @@ build_apiserver_tier() {
 
 main() {
   local -a want=("$@")
-  ((${#want[@]})) || want=(control-plane apiserver-tier)
+  # The API-server tier runs the default version only.
+  if ((${#want[@]} == 0)); then
+    want=(control-plane)
+    [[ $K8S_VERSION != "$K8S_DEFAULT_VERSION" ]] || want+=(apiserver-tier)
+  fi
   local w
   for w in "${want[@]}"; do
     [[ $w == control-plane || $w == apiserver-tier ]] || die "unknown target '$w' (known: control-plane apiserver-tier)"

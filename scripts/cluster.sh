@@ -8,6 +8,7 @@
 # Environment:
 #   BREAKFIX_CLUSTER   cluster name (default breakfix)
 #   BREAKFIX_WORKERS   number of worker nodes (default 0: a single control-plane node)
+#   BREAKFIX_K8S_VERSION  a version listed in kubernetes.versions (default: versions.env's)
 #   BREAKFIX_CACHE     build cache (default ~/.cache/breakfix)
 #   BREAKFIX_READY_TIMEOUT  seconds to wait for readiness (default 300)
 #
@@ -64,6 +65,7 @@ kc() { "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 # ---------------------------------------------------------------- preflight
 preflight() {
   require_root
+  require_runnable_here
   [[ $WORKERS =~ ^[0-9]+$ ]] || die "BREAKFIX_WORKERS must be a number, got '$WORKERS'"
   mkdir -p "$CACHE/logs" || die "cannot create $CACHE"
   local dir free need what

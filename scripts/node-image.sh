@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Build the kind node image breakfix/node:$K8S_VERSION with no registry:
+# Build the kind node image breakfix/node:$K8S_VERSION with no registry
+# (BREAKFIX_K8S_VERSION=vX.Y.Z: another version listed in kubernetes.versions;
+# the node-base, netd and local-path-provisioner stages are shared by all):
 #
 #   1. breakfix/node-base:$DEBIAN_SUITE  debootstrap rootfs (systemd, Debian's
 #      containerd/runc/CNI plugins, iptables, ...) + kind $KIND_VERSION's
 #      node files (images/base/files from kind's Go module) + images/node/files
-#      (containerd config, breakfix-runc) -> docker import.
+#      (containerd config, breakfix-runc, the kubelet drop-in folder
+#      /etc/kubernetes/kubelet.conf.d with failCgroupV1: false) -> docker import.
 #   2. breakfix/netd:$NETD_TAG            the CNI daemon (images/netd), FROM debian-base.
 #   3. breakfix/local-path-provisioner:$LPP_VERSION  from its Go module, FROM debian-base.
 #   4. breakfix/node:$K8S_VERSION        node-base + kubeadm/kubelet/kubectl in
@@ -131,6 +134,8 @@ build_node_base() {
     containerd --version >/dev/null; runc --version >/dev/null; ctr --version >/dev/null
     test -x /usr/local/bin/entrypoint && test -x /usr/local/bin/breakfix-runc
     test -L /sbin/init && test -s /etc/containerd/cri-base.json
+    grep -q "^failCgroupV1: false$" /etc/kubernetes/kubelet.conf.d/50-breakfix-cgroupv1.conf
+    grep -q -- "--config-dir=/etc/kubernetes/kubelet.conf.d" /etc/default/kubelet
     systemctl is-enabled kubelet containerd undo-mount-hacks >/dev/null' \
     || fail "verification of the node rootfs failed"
   tag_built_image "$tmp_tag" "$NODE_BASE_IMAGE"
@@ -300,6 +305,7 @@ build_node() {
 main() {
   require_root
   require_docker
+  require_runnable_here
   mkdir -p "$LOGS"
   [[ -n $(image_id "$BASE_IMAGE") ]] || die "$BASE_IMAGE missing; run: bash scripts/base-image.sh"
   command -v go >/dev/null || die "go not found in PATH (need Go to build images/netd)"

@@ -11,6 +11,9 @@ source "$REPO_ROOT/versions.env"
 export REPO_ROOT CACHE
 
 readonly BF_INPUTS_LABEL=dev.breakfix.inputs
+readonly K8S_VERSIONS_FILE=$REPO_ROOT/kubernetes.versions
+# The version versions.env pins: the default cluster, the API-server tier.
+readonly K8S_DEFAULT_VERSION=$K8S_VERSION
 
 _bf_script() { basename "${BASH_SOURCE[-1]:-$0}"; }
 
@@ -18,6 +21,42 @@ log() { echo "$(_bf_script): $*" >&2; }
 
 # die MESSAGE: one clear line on stderr, exit 2 (environment/prerequisite problem).
 die() { echo "$(_bf_script): error: $*" >&2; exit 2; }
+
+# k8s_versions: the versions kubernetes.versions lists, one per line.
+k8s_versions() {
+  awk '$1 ~ /^v[0-9]+\.[0-9]+\.[0-9]+$/ { print $1 }' "$K8S_VERSIONS_FILE"
+}
+
+# select_k8s_version VERSION: set K8S_VERSION and, from its line of
+# kubernetes.versions, ETCD_MODULE_VERSION, COREDNS_VERSION and K8S_CGROUPV1.
+# An unlisted version is an error (exit 2) naming the listed ones.
+select_k8s_version() {
+  local want=$1 line
+  [[ -f $K8S_VERSIONS_FILE ]] || die "$K8S_VERSIONS_FILE is missing; pull the latest main"
+  line=$(awk -v v="$want" '$1 == v { print $1, $2, $3, $4; exit }' "$K8S_VERSIONS_FILE")
+  [[ -n $line ]] || die "Kubernetes $want is not in kubernetes.versions (listed: $(k8s_versions | paste -sd' ')); add a line for it with the etcd and CoreDNS versions \`kubeadm config images list --kubernetes-version $want\` names"
+  read -r K8S_VERSION ETCD_MODULE_VERSION COREDNS_VERSION K8S_CGROUPV1 <<<"$line"
+  case $K8S_CGROUPV1 in
+    warn | opt-in | removed) ;;
+    *) die "kubernetes.versions: $want has cgroupv1 '$K8S_CGROUPV1'; expected warn, opt-in or removed" ;;
+  esac
+  export K8S_VERSION ETCD_MODULE_VERSION COREDNS_VERSION K8S_CGROUPV1
+}
+
+# BREAKFIX_K8S_VERSION picks another listed version for every script.
+select_k8s_version "${BREAKFIX_K8S_VERSION:-$K8S_VERSION}"
+
+# host_cgroup_v1: true when this host's memory controller is on cgroup v1
+# (what the kubelet in a kind node will see).
+host_cgroup_v1() { [[ ! -f /sys/fs/cgroup/cgroup.controllers ]]; }
+
+# require_runnable_here: exit 2 when K8S_VERSION's kubelet cannot run on this
+# host's cgroups at all.
+require_runnable_here() {
+  if [[ $K8S_CGROUPV1 == removed ]] && host_cgroup_v1; then
+    die "Kubernetes $K8S_VERSION cannot run on this host: its kubelet has no cgroup v1 support and this host's cgroups are v1; use a host with cgroup v2 (unified hierarchy) or an older version"
+  fi
+}
 
 # fail MESSAGE: one clear line on stderr, exit 1 (a build or check failed).
 fail() { echo "$(_bf_script): failed: $*" >&2; exit 1; }
