@@ -11,7 +11,7 @@
 //! The modules import one way only, from the vocabulary up:
 //! [`vocab`] → [`kobj`] → [`journal`] → [`detect`] → [`baseline`]/[`fault`]
 //! → [`experiment`]/[`cluster`] → [`timeline`] → [`slo`] → [`runner`] →
-//! [`report`]/[`compare`]; the command line sits on top and the library
+//! [`compare`] → [`report`]; the command line sits on top and the library
 //! works without it. Modules of one layer never import each other;
 //! `tests/layering.rs` (run by `just lint`) fails on any import that breaks
 //! the order.

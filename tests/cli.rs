@@ -1,5 +1,7 @@
 //! The breakfix binary where no cluster is needed: `cluster down` on names
-//! breakfix did not create, and `--all` with nothing recorded.
+//! breakfix did not create, and `--all` with nothing recorded; `run
+//! --partition` input checks and empty shards; `compare` and `report merge`
+//! on stored reports.
 
 use std::process::{Command, Output};
 
@@ -49,4 +51,244 @@ fn cluster_down_with_names_and_all_is_a_usage_error() {
         "stderr: {}",
         stderr(&out)
     );
+}
+
+/// The sample report (docs/samples), as `run --json` writes it.
+fn sample_report() -> serde_json::Value {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/samples/run-report.json"),
+    )
+    .expect("the sample report");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn write_json(dir: &std::path::Path, name: &str, value: &serde_json::Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).expect("encodes")).expect("writes");
+    path.display().to_string()
+}
+
+mod partition {
+    use super::*;
+
+    #[test]
+    fn bad_partitions_exit_2_with_one_line_before_touching_anything() {
+        for bad in ["3/2", "count:3/2", "hash:0/4", "x:1/2", "count:1/0"] {
+            let (out, _state) = breakfix(&["run", "experiments/", "--partition", bad]);
+            assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+            assert!(
+                err.starts_with(&format!("error: invalid partition `{bad}`: ")),
+                "{err}"
+            );
+            assert!(stdout(&out).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_shard_with_no_experiments_writes_an_empty_report_without_a_cluster() {
+        // One experiment over many hash shards: most shards are empty.
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let file = "experiments/pod-kill.yaml";
+        let mut empty = None;
+        for shard in 1..=5 {
+            let json = dir.path().join(format!("shard-{shard}.json"));
+            let p = format!("hash:{shard}/5");
+            if breakfix::runner::partition::hash_shard("pod-kill", 5) == shard {
+                continue;
+            }
+            let (out, _state) = breakfix(&[
+                "run",
+                file,
+                "--partition",
+                &p,
+                "--json",
+                json.to_str().expect("utf-8"),
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("shard {p} takes 0 of 1 experiment(s)")),
+                "{}",
+                stderr(&out)
+            );
+            empty = Some(json);
+        }
+        let json = empty.expect("an empty shard");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).expect("written")).expect("JSON");
+        assert_eq!(report["experiments"], serde_json::json!([]));
+        assert_eq!(report["cluster"]["provider"], "none");
+    }
+}
+
+mod compare {
+    use super::*;
+
+    #[test]
+    fn the_same_report_twice_has_no_regression_but_an_error_side_exits_1() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let a = write_json(dir.path(), "a.json", &sample_report());
+        let (out, _state) = breakfix(&["compare", &a, &a]);
+        // The sample's rbac-binding errored: it cannot be compared.
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("1 error, 2 unchanged"), "{text}");
+        assert!(!text.contains("REGRESSION"), "{text}");
+    }
+
+    #[test]
+    fn a_clean_pair_exits_0_and_writes_every_format() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut r = sample_report();
+        r["experiments"]
+            .as_array_mut()
+            .expect("experiments")
+            .retain(|e| e["outcome"] != "error");
+        let a = write_json(dir.path(), "a.json", &r);
+        let md = dir.path().join("c.md");
+        let json = dir.path().join("c.json");
+        let html = dir.path().join("c.html");
+        let (out, _state) = breakfix(&[
+            "compare",
+            &a,
+            &a,
+            "--markdown",
+            md.to_str().expect("utf-8"),
+            "--json",
+            json.to_str().expect("utf-8"),
+            "--html",
+            html.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let md = std::fs::read_to_string(md).expect("markdown written");
+        assert!(
+            md.starts_with("## ✅ breakfix compare: 2 unchanged"),
+            "{md}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).expect("json written"))
+                .expect("JSON");
+        assert_eq!(json["schema"], "breakfix.dev/comparison/v1");
+        assert!(
+            std::fs::read_to_string(html)
+                .expect("html written")
+                .starts_with("<!DOCTYPE html>")
+        );
+    }
+
+    #[test]
+    fn bad_input_exits_2_and_says_what_to_do() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let good = write_json(dir.path(), "good.json", &sample_report());
+        let mut old = sample_report();
+        old["schema"] = "breakfix.dev/report/v0".into();
+        let old = write_json(dir.path(), "old.json", &old);
+        let junit = dir.path().join("run.xml");
+        std::fs::write(&junit, "<testsuites/>").expect("writes");
+        let cases = [
+            (
+                vec!["compare", good.as_str(), "/nonexistent/after.json"],
+                "error: cannot read /nonexistent/after.json: ",
+            ),
+            (
+                vec!["compare", old.as_str(), good.as_str()],
+                "has report schema `breakfix.dev/report/v0`; this breakfix reads `breakfix.dev/report/v1`",
+            ),
+            (
+                vec!["compare", good.as_str(), junit.to_str().expect("utf-8")],
+                "run.xml:1:1: not a breakfix JSON report: expected value",
+            ),
+        ];
+        for (args, expected) in cases {
+            let (out, _state) = breakfix(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains(expected), "{args:?}: {err}");
+            assert!(err.contains("  = help: "), "{err}");
+        }
+    }
+}
+
+mod merge {
+    use super::*;
+
+    #[test]
+    fn shards_merge_into_the_unsharded_verdicts() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let whole = sample_report();
+        let mut files = Vec::new();
+        for shard in 1..=2u32 {
+            let p: breakfix::runner::partition::Partition =
+                format!("count:{shard}/2").parse().expect("valid");
+            let mut r = whole.clone();
+            let experiments = r["experiments"].as_array().expect("experiments").clone();
+            r["experiments"] = serde_json::Value::Array(
+                p.select(experiments, |e| e["name"].as_str().expect("a name")),
+            );
+            r["partition"] = p.to_string().into();
+            r["runId"] = format!("run-{shard}").into();
+            files.push(write_json(dir.path(), &format!("shard-{shard}.json"), &r));
+        }
+        let merged = dir.path().join("all.json");
+        let junit = dir.path().join("all.xml");
+        let mut args = vec!["report", "merge"];
+        args.extend(files.iter().map(String::as_str));
+        args.extend([
+            "--json",
+            merged.to_str().expect("utf-8"),
+            "--junit",
+            junit.to_str().expect("utf-8"),
+        ]);
+        let (out, _state) = breakfix(&args);
+        // The sample has a failure: the merged report exits like the run.
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(
+                "merged 2 reports (count shards 1, 2 of 2) into 3 experiments: 1 passed, 1 failed, 1 errored"
+            ),
+            "{}",
+            stderr(&out)
+        );
+        let merged: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(merged).expect("written")).expect("JSON");
+        let verdicts = |r: &serde_json::Value| {
+            let mut v: Vec<(String, String)> = r["experiments"]
+                .as_array()
+                .expect("experiments")
+                .iter()
+                .map(|e| (e["name"].to_string(), e["outcome"].to_string()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(verdicts(&merged), verdicts(&whole));
+        assert_eq!(merged["shards"].as_array().map(Vec::len), Some(2));
+        assert!(junit.exists());
+    }
+
+    #[test]
+    fn the_same_shard_twice_is_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut r = sample_report();
+        r["partition"] = "hash:1/2".into();
+        let a = write_json(dir.path(), "a.json", &r);
+        let b = write_json(dir.path(), "b.json", &r);
+        let (out, _state) = breakfix(&["report", "merge", &a, &b]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("are both shard hash:1/2: pass each shard's report once"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    #[test]
+    fn report_still_renders_a_single_file() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let a = write_json(dir.path(), "a.json", &sample_report());
+        let (out, _state) = breakfix(&["report", &a]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stdout(&out).contains("EXPERIMENT"), "{}", stdout(&out));
+    }
 }

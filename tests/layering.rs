@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! vocab → kobj → journal → detect → baseline, fault → experiment, cluster
-//!       → timeline → slo → runner → report, compare → cli, testkit
+//!       → timeline → slo → runner → compare → report → cli, testkit
 //! ```
 //!
 //! A module may import only modules of a lower layer; modules of one layer
@@ -25,7 +25,8 @@ const LAYERS: &[&[&str]] = &[
     &["timeline"],
     &["slo"],
     &["runner"],
-    &["report", "compare"],
+    &["compare"],
+    &["report"],
     &["cli", "testkit"],
 ];
 

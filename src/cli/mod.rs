@@ -2,6 +2,7 @@
 //! exit codes (0 all SLOs met, 1 an SLO missed, 2 bad input or environment,
 //! 130 interrupted after revert). Everything else lives in the library.
 
+mod compare;
 mod report;
 mod run;
 
@@ -46,8 +47,12 @@ enum Command {
         #[arg(long)]
         report: bool,
     },
-    /// Render a stored JSON report (from `run --json`) as Markdown, HTML or JUnit.
+    /// Render a stored JSON report (from `run --json`) as Markdown, HTML or
+    /// JUnit, or merge shard reports into one (`report merge`).
     Report(report::ReportArgs),
+    /// Compare two JSON reports (before and after): regressions beyond the
+    /// noise of the repeats, improvements, unchanged; exit 1 on a regression.
+    Compare(compare::CompareArgs),
     /// Show the fault catalogue and the failure story behind each fault.
     List {
         /// Machine-readable output.
@@ -150,6 +155,7 @@ async fn dispatch(command: Command) -> u8 {
             0
         }
         Command::Report(args) => report::report(args),
+        Command::Compare(args) => compare::compare(args),
         Command::List { json } => list(json),
         Command::Cleanup { journal_dir } => run::cleanup(journal_dir).await,
         Command::Cluster { command } => match command {

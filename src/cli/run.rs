@@ -7,9 +7,12 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use breakfix::cluster::{self, ClusterError, KindOptions};
+use breakfix::journal::ClusterRecord;
 use breakfix::journal::{Journal, JournalState};
 use breakfix::report::{self, junit};
-use breakfix::runner::Runner;
+use breakfix::runner::outcome::REPORT_SCHEMA_VERSION;
+use breakfix::runner::partition::Partition;
+use breakfix::runner::{RunReport, Runner};
 
 use super::{EXIT_USAGE, load_all};
 
@@ -55,6 +58,11 @@ pub struct RunArgs {
     /// Where the undo journal goes (default: ~/.local/state/breakfix/journal).
     #[arg(long, env = "BREAKFIX_JOURNAL_DIR")]
     journal_dir: Option<PathBuf>,
+    /// Run one shard of the experiments, for CI runners that split a suite:
+    /// `count:I/N` deals them round-robin by name, `hash:I/N` by a stable
+    /// hash of the name. `breakfix report merge` joins the shards' reports.
+    #[arg(long, value_name = "count:I/N|hash:I/N")]
+    partition: Option<String>,
 }
 
 fn cluster_error(e: &ClusterError) -> u8 {
@@ -66,13 +74,55 @@ fn cluster_error(e: &ClusterError) -> u8 {
 }
 
 pub async fn run(args: RunArgs) -> u8 {
-    let experiments = match load_all(&args.paths) {
+    let partition: Option<Partition> = match args.partition.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut experiments = match load_all(&args.paths) {
         Ok(e) => e,
         Err(code) => return code,
     };
     if let Some(0) = args.repeat {
         eprintln!("error: --repeat must be at least 1");
         return EXIT_USAGE;
+    }
+    if let Some(p) = partition {
+        let all = experiments.len();
+        experiments = p.select(experiments, |e| e.name());
+        let names: Vec<&str> = experiments.iter().map(|e| e.name()).collect();
+        eprintln!(
+            "breakfix: shard {p} takes {} of {all} experiment(s){}",
+            names.len(),
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", names.join(", "))
+            }
+        );
+        if experiments.is_empty() {
+            // Still a report, so that `report merge` sees every shard.
+            let now = jiff::Timestamp::now();
+            let report = RunReport {
+                schema: REPORT_SCHEMA_VERSION.into(),
+                run_id: format!("empty-shard-{}", p.shard),
+                started: now,
+                finished: now,
+                cluster: ClusterRecord {
+                    provider: "none".into(),
+                    name: "no cluster needed".into(),
+                    kubeconfig: None,
+                    context: None,
+                },
+                experiments: Vec::new(),
+                partition: Some(p),
+                shards: Vec::new(),
+            };
+            return write_reports(&report, &args);
+        }
     }
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
@@ -128,35 +178,11 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
     let progress = tokio::spawn(report::progress::show(rx));
-    let report = runner.run(&experiments).await;
+    let mut report = runner.run(&experiments).await;
     let _ = progress.await;
+    report.partition = partition;
 
-    print!("{}", report::summary(&report));
-    let mut code = report.exit_code() as u8;
-    if let Some(path) = &args.json
-        && let Err(e) = report::to_json(&report).and_then(|t| report::write_file(path, &t))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
-    if let Some(path) = &args.junit
-        && let Err(e) = junit::to_junit(&report).and_then(|t| report::write_file(path, &t))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
-    if let Some(path) = &args.markdown
-        && let Err(e) = report::write_file(path, &report::markdown::to_markdown(&report))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
-    if let Some(path) = &args.html
-        && let Err(e) = report::write_file(path, &report::html::to_html(&report))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
+    let code = write_reports(&report, &args);
     if handle.created && !args.keep && args.context.is_none() {
         eprintln!(
             "deleting kind cluster `{}` (pass --keep to keep it)",
@@ -165,6 +191,38 @@ pub async fn run(args: RunArgs) -> u8 {
         if let Err(e) = cluster::kind::delete(&handle.record.name).await {
             eprintln!("warning: {e}");
         }
+    }
+    code
+}
+
+/// Prints the summary and writes the report files asked for; the exit code
+/// of the run (2 when a file could not be written).
+fn write_reports(report: &RunReport, args: &RunArgs) -> u8 {
+    print!("{}", report::summary(report));
+    let mut code = report.exit_code() as u8;
+    if let Some(path) = &args.json
+        && let Err(e) = report::to_json(report).and_then(|t| report::write_file(path, &t))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = junit::to_junit(report).and_then(|t| report::write_file(path, &t))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
+    }
+    if let Some(path) = &args.markdown
+        && let Err(e) = report::write_file(path, &report::markdown::to_markdown(report))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
+    }
+    if let Some(path) = &args.html
+        && let Err(e) = report::write_file(path, &report::html::to_html(report))
+    {
+        eprintln!("error: {e}");
+        code = code.max(EXIT_USAGE);
     }
     code
 }

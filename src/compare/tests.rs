@@ -103,6 +103,8 @@ fn run(id: &str, experiments: Vec<ExperimentReport>) -> RunReport {
             context: None,
         },
         experiments,
+        partition: None,
+        shards: Vec::new(),
     }
 }
 

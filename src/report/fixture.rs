@@ -349,6 +349,8 @@ conditions:
             context: None,
         },
         experiments: vec![typo, squeeze, rbac],
+        partition: None,
+        shards: Vec::new(),
     }
 }
 

@@ -67,7 +67,7 @@ pub fn to_html(report: &RunReport) -> String {
     out
 }
 
-const CSS: &str = r#"
+pub(super) const CSS: &str = r#"
 :root{--fg:#1f2933;--muted:#616e7c;--line:#d9e2ec;--bg:#f8fafc;--pass:#1f9d55;--fail:#d64545;--error:#c77c02;--flaky:#8e59d9}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);background:var(--bg)}
@@ -942,7 +942,7 @@ fn short_time(t: Timestamp) -> String {
 }
 
 /// Escapes text and shows `backticked` parts as code.
-fn esc_code(text: &str) -> String {
+pub(super) fn esc_code(text: &str) -> String {
     if !text.matches('`').count().is_multiple_of(2) {
         return esc(text);
     }
@@ -959,7 +959,7 @@ fn esc_code(text: &str) -> String {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

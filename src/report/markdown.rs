@@ -200,7 +200,7 @@ fn plural(n: usize) -> &'static str {
 /// Text safe inside a table cell or a line: no pipes, no raw HTML, one
 /// line. Code spans (between backticks) are kept verbatim, since Markdown
 /// shows entities there literally.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     let one_line = text.replace(['\n', '\r'], " ");
     let balanced = one_line.matches('`').count().is_multiple_of(2);
     one_line
@@ -218,7 +218,7 @@ fn cell(text: &str) -> String {
         .replace('|', "\\|")
 }
 
-fn html_text(text: &str) -> String {
+pub(super) fn html_text(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

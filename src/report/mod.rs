@@ -2,11 +2,13 @@
 //! Markdown (for a PR comment) and a self-contained HTML page. Every
 //! renderer reads only the report; the runner never formats.
 
+pub mod comparison;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod progress;
 
 use std::fmt::Write as _;

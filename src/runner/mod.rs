@@ -28,6 +28,7 @@
 pub mod events;
 pub mod measure;
 pub mod outcome;
+pub mod partition;
 pub mod transition;
 mod trial;
 
@@ -271,6 +272,8 @@ impl Runner {
             finished: jiff::Timestamp::now(),
             cluster,
             experiments,
+            partition: None,
+            shards: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::partition::Partition;
 use crate::detect::{Diagnosis, Observation};
 use crate::journal::ClusterRecord;
 use crate::slo::{Measurements, SloVerdict};
@@ -88,6 +89,26 @@ pub struct RunReport {
     pub finished: Timestamp,
     pub cluster: ClusterRecord,
     pub experiments: Vec<ExperimentReport>,
+    /// The shard of the suite this run took (`run --partition`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Partition>,
+    /// For a report joined by `report merge`: the shard reports it holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRecord>,
+}
+
+/// One shard report inside a merged report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardRecord {
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Partition>,
+    pub cluster: ClusterRecord,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    /// How many experiments the shard ran.
+    pub experiments: usize,
 }
 
 impl RunReport {
