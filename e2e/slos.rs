@@ -141,10 +141,10 @@ async fn a_stalled_rollout_keeps_serving_and_every_report_says_so() {
     conditions:
       - name: web-keeps-serving
         object: {apiVersion: apps/v1, kind: Deployment, name: web}
-        expr: .status.availableReplicas >= 2
+        expression: object.status.availableReplicas >= 2
       - name: rollout-starts
         object: {apiVersion: apps/v1, kind: Deployment, name: web}
-        expr: .status.updatedReplicas >= 1
+        expression: object.status.updatedReplicas >= 1
         must: becomeTrue
         within: 60s"#
             .replace("NS", NAMESPACE)
@@ -225,7 +225,7 @@ async fn a_condition_that_cannot_hold_fails_the_run_with_the_values_read() {
         r#"    conditions:
       - name: three-available
         object: {apiVersion: apps/v1, kind: Deployment, name: web}
-        expr: .status.availableReplicas >= 3"#,
+        expression: object.status.availableReplicas >= 3"#,
     );
     let (out, json) = run(dir.path(), &experiment, &[]);
     let output = text(&out);
@@ -234,6 +234,9 @@ async fn a_condition_that_cannot_hold_fails_the_run_with_the_values_read() {
         output.contains("✗ condition/three-available 0ms:"),
         "{output}"
     );
-    assert!(output.contains(".status.availableReplicas = 2"), "{output}");
+    assert!(
+        output.contains("object.status.availableReplicas = 2"),
+        "{output}"
+    );
     assert_eq!(json["experiments"][0]["outcome"], "failed");
 }

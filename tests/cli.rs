@@ -1,7 +1,8 @@
 //! The breakfix binary where no cluster is needed: `cluster down` on names
 //! breakfix did not create, and `--all` with nothing recorded; `run
 //! --partition` input checks and empty shards; `compare` and `report merge`
-//! on stored reports.
+//! on stored reports; `validate` on the built-in experiments and on
+//! conditions that are not valid CEL.
 
 use std::process::{Command, Output};
 
@@ -291,4 +292,71 @@ mod merge {
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(stdout(&out).contains("EXPERIMENT"), "{}", stdout(&out));
     }
+}
+
+#[test]
+fn the_built_in_experiments_validate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
+    let (out, _state) = breakfix(&["validate", dir]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("(cron-job-storm-quota, cronJobStorm)"));
+}
+
+/// An experiment on the built-in shop baseline with `conditions` as given.
+fn experiment_with_conditions(dir: &std::path::Path, conditions: &str) -> String {
+    let baseline = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/baselines/shop");
+    let path = dir.join("cel.yaml");
+    let text = format!(
+        "apiVersion: breakfix.dev/v1alpha1
+kind: Experiment
+metadata: {{name: cel}}
+spec:
+  baseline: {baseline}
+  fault:
+    podKill: {{target: {{namespace: shop, deployment: web}}}}
+  recovery: selfHeal
+  slo:
+    detectWithin: 5s
+    recoverWithin: 45s
+    conditions:
+{conditions}
+"
+    );
+    std::fs::write(&path, text).expect("an experiment file");
+    path.display().to_string()
+}
+
+#[rstest::rstest]
+#[case::syntax(
+    "      - name: web-ready\n        object: {apiVersion: apps/v1, kind: Deployment, name: web}\n        expression: object.status.readyReplicas >== 2",
+    ":15:51",
+    "CEL: token recognition error"
+)]
+#[case::old_path_syntax(
+    "      - name: web-ready\n        object: {apiVersion: apps/v1, kind: Deployment, name: web}\n        expression: .status.readyReplicas >= 2",
+    ":15:21",
+    "unknown name `.status`"
+)]
+#[case::second_condition(
+    "      - name: a\n        object: {apiVersion: v1, kind: ConfigMap, name: a}\n        expression: has(object.data)\n      - name: b\n        object: {apiVersion: v1, kind: ConfigMap, name: b}\n        expression: object.data.x == 'y' && len(object.data) > 1",
+    ":18:45",
+    "no function `len`"
+)]
+#[case::old_key(
+    "      - name: web-ready\n        object: {apiVersion: apps/v1, kind: Deployment, name: web}\n        expr: .status.readyReplicas >= 2",
+    ":15:9",
+    "unknown field `expr`"
+)]
+fn a_condition_that_is_not_valid_cel_is_refused_at_its_line_and_column(
+    #[case] conditions: &str,
+    #[case] at: &str,
+    #[case] says: &str,
+) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = experiment_with_conditions(dir.path(), conditions);
+    let (out, _state) = breakfix(&["validate", &file]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(&format!("--> {file}{at}")), "stderr: {err}");
+    assert!(err.contains(says), "stderr: {err}");
 }

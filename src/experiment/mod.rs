@@ -1,7 +1,6 @@
 //! Experiment files: the schema, strict loading with file:line:col errors,
 //! semantic validation and JSON Schema export.
 
-pub mod expr;
 pub mod slo;
 
 use std::collections::BTreeMap;

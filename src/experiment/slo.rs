@@ -7,9 +7,9 @@
 //!   workload image's `/status` counters) over the fault window;
 //! - `blastRadius`: how many workloads outside the fault's target may leave
 //!   steady state while the fault is in;
-//! - `conditions`: the user's own signals and objectives, as an expression
-//!   over any object ([`super::expr`]) that must hold through the fault
-//!   window or become true within a deadline.
+//! - `conditions`: the user's own signals and objectives, as a CEL
+//!   condition on any object ([`CelExpr`], as Kubernetes writes them) that
+//!   must hold through the fault window or become true within a deadline.
 //!
 //! With `repeat`, each SLO is judged on one percentile of its per-trial
 //! measurements (`percentile`, default p95).
@@ -19,8 +19,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::expr::Expr;
-use crate::vocab::{HumanDuration, Name};
+use crate::vocab::{CelExpr, HumanDuration, Name};
 
 /// Service-level objectives the run is judged against.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -39,7 +38,7 @@ pub struct SloSpec {
     /// Workloads outside the target that must stay steady during the fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blast_radius: Option<BlastRadiusSlo>,
-    /// Your own objectives: an expression over any object.
+    /// Your own objectives: a CEL condition on any object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ConditionSlo>,
 }
@@ -349,8 +348,9 @@ pub struct ConditionSlo {
     pub name: Name,
     /// The object the expression reads (watched from injection to recovery).
     pub object: ObjectTarget,
-    /// e.g. `.status.readyReplicas >= 1` (grammar: docs/slos.md).
-    pub expr: Expr,
+    /// A CEL condition on the object, read as `object`, e.g.
+    /// `object.status.readyReplicas >= 1` (docs/slos.md).
+    pub expression: CelExpr,
     /// `hold` (default): true from injection to recovery, false for at most
     /// `tolerance` in total. `becomeTrue`: true within `within` of injection.
     #[serde(default)]
@@ -500,10 +500,10 @@ blastRadius: {namespaces: [kube-system], maxAffected: 1}
 conditions:
   - name: web-serves
     object: {apiVersion: apps/v1, kind: Deployment, name: web}
-    expr: .status.availableReplicas >= 1
+    expression: object.status.availableReplicas >= 1
   - name: alert-fires
     object: {apiVersion: v1, kind: ConfigMap, namespace: shop, name: alerts}
-    expr: .data.firing == "true"
+    expression: object.data.firing == "true"
     must: becomeTrue
     within: 45s
 "#)
@@ -548,8 +548,16 @@ conditions:
         "unknown variant `Pod`"
     )]
     #[case(
-        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expr: '.data.a = 1'}]",
-        "`=` is not an operator"
+        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expression: 'object.data.a = 1'}]",
+        "`object.data.a = 1`, column 15: CEL: token recognition error"
+    )]
+    #[case(
+        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expression: '.data.a == \"1\"'}]",
+        "CEL: unknown name `.data`"
+    )]
+    #[case(
+        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expr: object.data.a == 1}]",
+        "unknown field `expr`"
     )]
     #[case("condition: {}", "unknown field `condition`")]
     fn refuses_bad_slo_blocks(#[case] yaml: &str, #[case] message: &str) {
@@ -559,19 +567,19 @@ conditions:
 
     #[rstest]
     #[case(
-        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expr: .a, must: becomeTrue}]",
+        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expression: has(object.a), must: becomeTrue}]",
         "needs `within`"
     )]
     #[case(
-        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expr: .a, within: 5s}]",
+        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expression: has(object.a), within: 5s}]",
         "applies to `must: becomeTrue`"
     )]
     #[case(
-        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expr: .a, must: becomeTrue, within: 5s, tolerance: 1s}]",
+        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expression: has(object.a), must: becomeTrue, within: 5s, tolerance: 1s}]",
         "applies to `must: hold`"
     )]
     #[case(
-        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expr: .a}, {name: c, object: {apiVersion: v1, kind: ConfigMap, name: y}, expr: .b}]",
+        "conditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expression: has(object.a)}, {name: c, object: {apiVersion: v1, kind: ConfigMap, name: y}, expression: has(object.b)}]",
         "used twice"
     )]
     #[case(

@@ -274,7 +274,7 @@ pub fn run_report() -> RunReport {
         conditions: vec![ConditionMeasurement {
             name: "web-keeps-serving".into(),
             object: "deployment/web -n shop".into(),
-            expr: ".status.availableReplicas >= 2".into(),
+            expr: "object.status.availableReplicas >= 2".into(),
             from: Some(t(3000)),
             to: Some(t(31500)),
             initially: true,
@@ -282,7 +282,7 @@ pub fn run_report() -> RunReport {
             false_spans: vec![FalseSpan {
                 from: t(12000),
                 to: Some(t(24000)),
-                values: ".status.availableReplicas = 1".into(),
+                values: "object.status.availableReplicas = 1".into(),
             }],
             false_ms: 12000,
             error: None,
@@ -296,7 +296,7 @@ recoverWithin: 60s
 availability: {canary: {selector: app=dns-canary}, atLeast: "95%"}
 blastRadius: {}
 conditions:
-  - {name: web-keeps-serving, object: {apiVersion: apps/v1, kind: Deployment, name: web}, expr: .status.availableReplicas >= 2, tolerance: 5s}
+  - {name: web-keeps-serving, object: {apiVersion: apps/v1, kind: Deployment, name: web}, expression: object.status.availableReplicas >= 2, tolerance: 5s}
 "#,
         vec![squeeze_trial],
         None,

@@ -1009,7 +1009,7 @@ mod tests {
     #[case("aria-label=\"timeline of 3 trials of image-typo\"")]
     #[case("detectWithin 30.0s</text>")]
     #[case(
-        "<title>condition web-keeps-serving: `.status.availableReplicas &gt;= 2` false +9s → +21s (.status.availableReplicas = 1)</title>"
+        "<title>condition web-keeps-serving: `object.status.availableReplicas &gt;= 2` false +9s → +21s (object.status.availableReplicas = 1)</title>"
     )]
     #[case("<title>outside the target: deployment/web -n shop unsteady +9s → +21s")]
     #[case(">canary 90.0% of 200 checks ok</text>")]

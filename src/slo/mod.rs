@@ -730,8 +730,8 @@ mod tests {
 availability: {canary: {selector: app=web-canary}, atLeast: "95%"}
 blastRadius: {}
 conditions:
-  - {name: serving, object: {apiVersion: apps/v1, kind: Deployment, name: web}, expr: .status.availableReplicas >= 1, tolerance: 2s}
-  - {name: alert, object: {apiVersion: v1, kind: ConfigMap, name: alerts}, expr: .data.firing == "true", must: becomeTrue, within: 10s}
+  - {name: serving, object: {apiVersion: apps/v1, kind: Deployment, name: web}, expression: object.status.availableReplicas >= 1, tolerance: 2s}
+  - {name: alert, object: {apiVersion: v1, kind: ConfigMap, name: alerts}, expression: object.data.firing == "true", must: becomeTrue, within: 10s}
 "#,
         );
         let marks = Marks {
@@ -761,19 +761,19 @@ conditions:
             conditions: vec![
                 ConditionMeasurement {
                     name: "serving".into(),
-                    expr: ".status.availableReplicas >= 1".into(),
+                    expr: "object.status.availableReplicas >= 1".into(),
                     false_ms: 1500,
                     ..ConditionMeasurement::default()
                 },
                 ConditionMeasurement {
                     name: "alert".into(),
-                    expr: ".data.firing == \"true\"".into(),
+                    expr: "object.data.firing == \"true\"".into(),
                     from: marks.injected,
                     became_true: Some(ts("2026-01-01T00:00:12Z")),
                     false_spans: vec![FalseSpan {
                         from: ts("2026-01-01T00:00:00Z"),
                         to: Some(ts("2026-01-01T00:00:12Z")),
-                        values: ".data.firing = null".into(),
+                        values: "object.data.firing is not set".into(),
                     }],
                     ..ConditionMeasurement::default()
                 },

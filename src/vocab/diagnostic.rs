@@ -113,6 +113,27 @@ fn snippet(line: &str, col: usize) -> (String, usize) {
     (shown, col)
 }
 
+/// The wording of an error raised by a value's own parser that knows where
+/// inside the value the problem is (a CEL expression, say): the value's line
+/// that holds the problem in backticks, then the 1-based column in it:
+/// `` `LINE`, column N: message ``. When a file is read, the loader finds
+/// LINE in the file and points at column N of it ([`column_within`]).
+pub fn within_value(line: &str, column: usize, message: &str) -> String {
+    format!("`{line}`, column {column}: {message}")
+}
+
+/// The column [`within_value`] wrote into `message`, if it wrote one.
+pub fn column_within(message: &str) -> Option<usize> {
+    let mut parts = message.splitn(3, '`');
+    let (_, _, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits: String = rest
+        .strip_prefix(", column ")?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|c| *c >= 1)
+}
+
 /// Finds the 1-based (line, column) of the key at `path` (e.g.
 /// `["spec", "baseline"]`) in block-style YAML, for errors found after
 /// parsing. Flow-style mappings and anchors are not followed; `None` then.
@@ -168,6 +189,15 @@ mod tests {
     fn does_not_find_keys_outside_their_parent() {
         assert_eq!(locate_key(DOC, &["metadata", "baseline"]), None);
         assert_eq!(locate_key(DOC, &["status"]), None);
+    }
+
+    #[test]
+    fn a_column_within_a_value_reads_back() {
+        let m = within_value("object.x >== 2", 11, "CEL: bad token");
+        assert_eq!(m, "`object.x >== 2`, column 11: CEL: bad token");
+        assert_eq!(column_within(&m), Some(11));
+        assert_eq!(column_within("`95` is a bare number"), None);
+        assert_eq!(column_within("no quote"), None);
     }
 
     #[test]

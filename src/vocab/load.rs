@@ -92,7 +92,8 @@ fn yaml_diagnostic(path: &Path, src: &str, err: &serde_yaml::Error) -> Diagnosti
 /// serde_yaml places an error raised by a value's own parser (a duration,
 /// a percentage, an expression) at the start of the enclosing mapping. When
 /// the message quotes the offending value in backticks and that text occurs
-/// at or after the reported line, point at it instead.
+/// at or after the reported line, point at it instead, and at the column
+/// within it when the message gives one.
 fn point_at_quoted_value(src: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
     // A missing field is, by definition, not in the text.
     if message.contains("missing field") {
@@ -102,13 +103,16 @@ fn point_at_quoted_value(src: &str, line: usize, column: usize, message: &str) -
     let Some(quoted) = quoted else {
         return (line, column);
     };
+    // A parser that knows the column within its value says so (see
+    // `diagnostic::within_value`); point there rather than at the value's start.
+    let within = super::diagnostic::column_within(message).map_or(0, |c| c - 1);
     src.lines()
         .enumerate()
         .skip(line.saturating_sub(1))
         .take(50)
         .find_map(|(i, text)| {
             text.find(quoted)
-                .map(|byte| (i + 1, text[..byte].chars().count() + 1))
+                .map(|byte| (i + 1, text[..byte].chars().count() + 1 + within))
         })
         .unwrap_or((line, column))
 }
@@ -129,6 +133,9 @@ fn help_for(message: &str, src: &str, line: Option<usize>) -> Option<String> {
         || (message.contains("cannot start any token") && src.contains('\t'))
     {
         return Some("YAML does not allow tabs for indentation; indent with spaces".into());
+    }
+    if message.contains("unknown field `expr`") {
+        return Some("conditions are CEL now, under `expression:`, as Kubernetes writes them: `expression: object.status.readyReplicas >= 1` (docs/slos.md has the translation)".into());
     }
     if message.contains("unknown field") {
         return Some("check the spelling against `breakfix schema`; unknown fields are refused so typos cannot silently disable a check".into());
@@ -160,11 +167,11 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
-    const DOC: &str = "slo:\n  availability:\n    canary: {selector: app=c}\n    atLeast: 95\n  conditions:\n    - name: a\n      expr: .a > = 2\n";
+    const DOC: &str = "slo:\n  availability:\n    canary: {selector: app=c}\n    atLeast: 95\n  conditions:\n    - name: a\n      expression: object.a >== 2\n";
 
     #[rstest]
     #[case(2, 5, "`95` is a bare number", (4, 14))]
-    #[case(6, 7, "expression `.a > = 2`: `=` is not an operator", (7, 13))]
+    #[case(6, 7, "`object.a >== 2`, column 12: CEL: token recognition error", (7, 30))]
     #[case(2, 5, "missing field `canary`", (2, 5))]
     #[case(2, 5, "no quote here", (2, 5))]
     fn points_at_the_quoted_value(

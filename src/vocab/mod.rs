@@ -7,6 +7,7 @@
 //! of the module graph (the order is in the crate's documentation and
 //! `tests/layering.rs` checks it).
 
+pub mod cel;
 pub mod diagnostic;
 pub mod duration;
 pub mod load;
@@ -16,6 +17,7 @@ mod signal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use cel::CelExpr;
 pub use diagnostic::Diagnostic;
 pub use duration::HumanDuration;
 pub use name::Name;

@@ -68,16 +68,16 @@ async fn a_condition_that_dips_is_measured_and_judged() {
 conditions:
   - name: stays-ok
     object: {apiVersion: v1, kind: ConfigMap, name: alerts}
-    expr: .data.state == "ok"
+    expression: object.data.state == "ok"
     tolerance: 100ms
   - name: alert-fires
     object: {apiVersion: v1, kind: ConfigMap, name: alerts}
-    expr: .data.state == "firing"
+    expression: object.data.state == "firing"
     must: becomeTrue
     within: 30s
   - name: missing-kind
     object: {apiVersion: example.com/v1, kind: Widget, name: w}
-    expr: exists(.status)
+    expression: has(object.status)
 "#);
     let session = MeasureSession::start(&ns.client, &spec, &ns.name).await;
     let from = Timestamp::now();
@@ -94,7 +94,10 @@ conditions:
     assert_eq!(stays.object, format!("configmap/alerts -n {}", ns.name));
     assert!(stays.initially, "{stays:?}");
     assert_eq!(stays.false_spans.len(), 1, "{stays:?}");
-    assert_eq!(stays.false_spans[0].values, ".data.state = \"firing\"");
+    assert_eq!(
+        stays.false_spans[0].values,
+        "object.data.state = \"firing\""
+    );
     assert!(stays.false_spans[0].to.is_some(), "it came back: {stays:?}");
     assert!(
         (1000..5000).contains(&stays.false_ms),
@@ -236,7 +239,7 @@ async fn a_canary_that_is_not_there_is_not_measured_as_available() {
 async fn nothing_is_reported_for_a_trial_that_never_injected() {
     let ns = testkit::namespace("measure-none").await;
     let spec = slo(
-        "blastRadius: {}\nconditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expr: .data}]",
+        "blastRadius: {}\nconditions: [{name: c, object: {apiVersion: v1, kind: ConfigMap, name: x}, expression: has(object.data)}]",
     );
     let session = MeasureSession::start(&ns.client, &spec, &ns.name).await;
     let m = session.finish(&ns.client, None, None).await;

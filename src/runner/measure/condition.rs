@@ -1,6 +1,7 @@
 //! Condition SLOs: one object watched from before injection to recovery,
-//! the user's expression evaluated on every watch event, and each change
-//! of its truth recorded with the values it read.
+//! the user's CEL condition evaluated on every watch event, and each change
+//! of its truth recorded with the values it read (and why it could not be
+//! evaluated, when it could not).
 
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::experiment::expr::Expr;
 use crate::experiment::slo::ConditionSlo;
 use crate::kobj::{self, ObjectRef};
 use crate::slo::measurement::{ConditionMeasurement, FalseSpan};
+use crate::vocab::CelExpr;
 
 /// How long the initial read may take.
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,7 +58,7 @@ impl ConditionWatch {
         let mut watch = Self {
             name: spec.name.to_string(),
             object: spec.object.to_string(),
-            expr: spec.expr.to_string(),
+            expr: spec.expression.to_string(),
             stop: stop.clone(),
             task: None,
             error: None,
@@ -92,7 +93,7 @@ impl ConditionWatch {
         let (ready_tx, ready_rx) = oneshot::channel();
         watch.task = Some(tokio::spawn(record(
             events,
-            spec.expr.clone(),
+            spec.expression.clone(),
             stop,
             ready_tx,
         )));
@@ -132,7 +133,7 @@ async fn record(
         'static,
         Result<watcher::Event<DynamicObject>, watcher::Error>,
     >,
-    expr: Expr,
+    expr: CelExpr,
     stop: CancellationToken,
     ready: oneshot::Sender<()>,
 ) -> Recorded {
@@ -140,12 +141,21 @@ async fn record(
     let mut ready = Some(ready);
     let mut listed: Option<Value> = None;
     let push = |out: &mut Recorded, object: &Value| {
-        let holds = expr.holds(object);
-        if out.transitions.last().is_none_or(|t| t.holds != holds) {
+        let evaluation = expr.evaluate(object);
+        if out
+            .transitions
+            .last()
+            .is_none_or(|t| t.holds != evaluation.holds)
+        {
+            let read = expr.explain(object);
+            let values = match evaluation.error {
+                Some(why) if !read.contains(&why) => format!("{read} ({why})"),
+                _ => read,
+            };
             out.transitions.push(Transition {
                 at: Timestamp::now(),
-                holds,
-                values: expr.explain(object),
+                holds: evaluation.holds,
+                values,
             });
         }
     };
@@ -254,7 +264,7 @@ mod tests {
         Transition {
             at: ts(at),
             holds,
-            values: format!(".status.readyReplicas = {}", u32::from(holds)),
+            values: format!("object.status.readyReplicas = {}", u32::from(holds)),
         }
     }
 
@@ -284,7 +294,7 @@ mod tests {
     #[test]
     fn a_false_span_keeps_the_values_read() {
         let m = summarize(&[t(0, true), t(12, false), t(16, true)], ts(10), ts(30));
-        assert_eq!(m.false_spans[0].values, ".status.readyReplicas = 0");
+        assert_eq!(m.false_spans[0].values, "object.status.readyReplicas = 0");
         assert_eq!(m.false_spans[0].to, Some(ts(16)));
     }
 }
