@@ -137,6 +137,8 @@ pub fn judge(
         Unit::Ms => options.min_ms,
         Unit::Ratio => options.min_ratio,
         Unit::Count => options.min_count,
+        Unit::Factor if med_b.is_finite() => options.min_change * med_b.abs(),
+        Unit::Factor => 0.0,
     };
     let (absolute, moved) = match (med_b.is_finite(), med_a.is_finite()) {
         (true, true) => (Some(value(med_a) - value(med_b)), med_a - med_b),

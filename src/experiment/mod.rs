@@ -1,6 +1,7 @@
 //! Experiment files: the schema, strict loading with file:line:col errors,
 //! semantic validation and JSON Schema export.
 
+pub mod canaries;
 pub mod slo;
 
 use std::collections::BTreeMap;
@@ -155,6 +156,12 @@ impl ExperimentSpec {
             })
     }
 
+    /// The window canary measurements cover unless they say: the fault
+    /// window (injection to recovery).
+    pub fn default_window(&self) -> slo::Window {
+        slo::Window::Fault
+    }
+
     /// The signals that count as detection: the file's, or any of the
     /// fault's defaults.
     pub fn expected_signals(&self) -> ExpectedSignals {
@@ -304,6 +311,27 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         ));
     }
 
+    if let Some(b) = &baseline {
+        let canaries = spec
+            .slo
+            .availability
+            .iter()
+            .map(|a| (&a.canary, false, ["spec", "slo", "availability"]))
+            .chain(
+                spec.slo
+                    .latency
+                    .iter()
+                    .map(|l| (&l.canary, true, ["spec", "slo", "latency"])),
+            );
+        for (canary, needs_latency, keys) in canaries {
+            if let Some(message) = canary_problem(b, canary, needs_latency) {
+                let mut at_keys = keys.to_vec();
+                at_keys.push("canary");
+                problems.push(at(&at_keys, format!("{}: {message}", keys[1..].join("."))));
+            }
+        }
+    }
+
     match (problems.is_empty(), baseline) {
         (true, Some(baseline)) => Ok(LoadedExperiment {
             path: path.to_path_buf(),
@@ -312,6 +340,50 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         }),
         _ => Err(problems),
     }
+}
+
+/// What is wrong with reading `canary` in `baseline` (for a latency bound
+/// when `needs_latency`), as far as the baseline's manifests tell.
+fn canary_problem(
+    baseline: &LoadedBaseline,
+    canary: &slo::CanaryRef,
+    needs_latency: bool,
+) -> Option<String> {
+    let namespace = canary
+        .namespace
+        .as_ref()
+        .map_or(baseline.spec.namespace.as_str(), Name::as_str);
+    let pods = canaries::canary_pods(baseline, namespace, canary.selector.as_str())?;
+    if pods.is_empty() {
+        return Some(format!(
+            "no pod template in baseline `{}` has labels matching `{}`; the canary would never be found",
+            baseline.name(),
+            canary.selector
+        ));
+    }
+    if !needs_latency {
+        return None;
+    }
+    let silent: Vec<String> = pods
+        .iter()
+        .filter(|p| !p.records_latency())
+        .map(|p| match &p.mode {
+            Some(mode) => format!("{} runs the workload in `{mode}` mode", p.object),
+            None => format!(
+                "{} does not run the {} image",
+                p.object,
+                canaries::WORKLOAD_IMAGE
+            ),
+        })
+        .collect();
+    (!silent.is_empty()).then(|| {
+        format!(
+            "`{}` selects pods that record no latency ({}); a latency bound needs a canary mode that times its checks: {}",
+            canary.selector,
+            silent.join("; "),
+            canaries::LATENCY_MODES.join(", ")
+        )
+    })
 }
 
 /// Expands folders into the experiment files directly inside them

@@ -4,7 +4,11 @@
 //! `recoverWithin`) an experiment may ask for:
 //!
 //! - `availability`: the success ratio of a canary's own checks (the
-//!   workload image's `/status` counters) over the fault window;
+//!   workload image's `/status` counters) over the fault window (or the
+//!   hold window);
+//! - `latency`: a percentile of a canary's check latencies over the same
+//!   window, at most a duration or at most a multiple of the same
+//!   percentile over a baseline window before injection;
 //! - `blastRadius`: how many workloads outside the fault's target may leave
 //!   steady state while the fault is in;
 //! - `conditions`: the user's own signals and objectives, as a CEL
@@ -32,9 +36,14 @@ pub struct SloSpec {
     /// Which percentile of the trials' measurements each verdict is taken on.
     #[serde(default)]
     pub percentile: Percentile,
-    /// Success ratio of a canary's checks from injection to recovery.
+    /// Success ratio of a canary's checks from injection to recovery (or
+    /// over the hold window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilitySlo>,
+    /// A percentile of a canary's check latencies over the same window: at
+    /// most a duration (`atMost`) or a multiple of the baseline's (`atMostTimes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyBound>,
     /// Workloads outside the target that must stay steady during the fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blast_radius: Option<BlastRadiusSlo>,
@@ -158,13 +167,287 @@ impl JsonSchema for Percent {
     }
 }
 
-/// `availability: {canary: {...}, atLeast: "95%"}`.
+/// `availability: {canary: {...}, atLeast: "95%"}`; in `expect.impact`,
+/// `atMost: "50%"` (the fault must cost at least that much).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AvailabilitySlo {
     pub canary: CanaryRef,
-    /// Lowest acceptable success ratio of the canary's checks.
-    pub at_least: Percent,
+    /// Lowest acceptable success ratio of the canary's checks (an SLO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<Percent>,
+    /// Highest success ratio that still shows the outage (`expect.impact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<Percent>,
+    /// The window measured: `fault` (injection to recovery) or `hold` (the
+    /// hold window); default `hold` when the experiment holds, else `fault`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<Window>,
+}
+
+/// Which stretch of a trial a canary measurement covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Window {
+    /// From injection (the first step) until steady again after the revert.
+    Fault,
+    /// From detection until the revert: the time `spec.hold` keeps the fault in.
+    Hold,
+}
+
+impl Window {
+    /// As written in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fault => "fault",
+            Self::Hold => "hold",
+        }
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A percentile of individual checks (`p50`, `p95`, `p99`, `p99.9`), not
+/// to be confused with [`Percentile`], which ranks trials.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct CheckPercentile(f64);
+
+impl CheckPercentile {
+    /// Parses `p95`, `p99.9`: a `p` and a number above 0, at most 100.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let value = t
+            .strip_prefix('p')
+            .and_then(|n| n.parse::<f64>().ok())
+            .ok_or_else(|| {
+                format!("`{t}` is not a percentile; write e.g. p50, p95, p99 or p99.9")
+            })?;
+        if !(value > 0.0 && value <= 100.0) {
+            return Err(format!(
+                "`{t}` is out of range; a percentile is above p0, at most p100"
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    /// 0 < value ≤ 100.
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
+impl Default for CheckPercentile {
+    fn default() -> Self {
+        Self(95.0)
+    }
+}
+
+impl fmt::Display for CheckPercentile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+impl Serialize for CheckPercentile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckPercentile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_yaml::Value::deserialize(d)?;
+        match value {
+            serde_yaml::Value::String(s) => Self::parse(&s).map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "`{}` is not a percentile; write it as p50, p95, p99 or p99.9",
+                serde_yaml::to_string(&other).unwrap_or_default().trim()
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for CheckPercentile {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CheckPercentile".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^p[0-9]+(\\.[0-9]+)?$",
+            "description": "A percentile of a canary's checks: p50, p90, p95, p99, p99.9",
+        })
+    }
+}
+
+/// A latency bound on a canary's checks: `{canary, percentile, atMost}`
+/// (an SLO), or in `expect.impact` `atLeast` (the fault must make it that
+/// slow); `…Times` compares with the same percentile over a baseline window
+/// measured right before injection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LatencyBound {
+    pub canary: CanaryRef,
+    /// Which percentile of the canary's checks (default p95).
+    #[serde(default)]
+    pub percentile: CheckPercentile,
+    /// The most it may be (an SLO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<HumanDuration>,
+    /// The most it may be, as a multiple of the baseline window's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most_times: Option<f64>,
+    /// The least it must reach for the fault to count as felt (`expect.impact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<HumanDuration>,
+    /// The least it must reach, as a multiple of the baseline window's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least_times: Option<f64>,
+    /// The window measured: `fault` or `hold` (default: `hold` when the
+    /// experiment holds, else `fault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<Window>,
+    /// How long the baseline window before injection is (for `…Times`;
+    /// default 10s). The canary's checks in it are the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_window: Option<HumanDuration>,
+}
+
+/// The default length of the baseline window a relative latency bound
+/// compares with.
+pub const DEFAULT_BASELINE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a latency bound asks, once checked: at most or at least, an
+/// absolute duration or a multiple of the baseline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LatencyTarget {
+    AtMost(std::time::Duration),
+    AtMostTimes(f64),
+    AtLeast(std::time::Duration),
+    AtLeastTimes(f64),
+}
+
+impl LatencyTarget {
+    /// Whether it compares with the baseline window.
+    pub fn relative(self) -> bool {
+        matches!(self, Self::AtMostTimes(_) | Self::AtLeastTimes(_))
+    }
+}
+
+impl LatencyBound {
+    /// The one bound given, if exactly one is.
+    pub fn target(&self) -> Option<LatencyTarget> {
+        let given = [
+            self.at_most.map(|d| LatencyTarget::AtMost(d.get())),
+            self.at_most_times.map(LatencyTarget::AtMostTimes),
+            self.at_least.map(|d| LatencyTarget::AtLeast(d.get())),
+            self.at_least_times.map(LatencyTarget::AtLeastTimes),
+        ];
+        let mut present = given.into_iter().flatten();
+        match (present.next(), present.next()) {
+            (Some(t), None) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The baseline window this bound needs, if it is relative.
+    pub fn baseline_needed(&self) -> Option<std::time::Duration> {
+        self.target().filter(|t| t.relative()).map(|_| {
+            self.baseline_window
+                .map(HumanDuration::get)
+                .unwrap_or(DEFAULT_BASELINE_WINDOW)
+        })
+    }
+
+    /// Problems with the bound, as an SLO (`at_least_allowed: false`: a
+    /// ceiling) or an impact (`true`: a floor). `at` names it in messages.
+    pub fn problems(
+        &self,
+        at: &str,
+        as_impact: bool,
+    ) -> Vec<(&'static str, String, Option<String>)> {
+        let mut out = Vec::new();
+        let most = self.at_most.is_some() || self.at_most_times.is_some();
+        let least = self.at_least.is_some() || self.at_least_times.is_some();
+        if most && least {
+            let key = if self.at_least.is_some() {
+                "atLeast"
+            } else {
+                "atLeastTimes"
+            };
+            out.push((
+                key,
+                format!("{at}: `atMost` and `atLeast` are both given; a bound is one or the other"),
+                Some("an SLO (`slo.latency`) is a ceiling, `atMost`; what the fault must cause (`expect.impact.latency`) is a floor, `atLeast`".to_string()),
+            ));
+            return out;
+        }
+        if self.at_most.is_some() && self.at_most_times.is_some() {
+            out.push((
+                "atMostTimes",
+                format!("{at}: `atMost` and `atMostTimes` are both given; keep one"),
+                None,
+            ));
+        }
+        if self.at_least.is_some() && self.at_least_times.is_some() {
+            out.push((
+                "atLeastTimes",
+                format!("{at}: `atLeast` and `atLeastTimes` are both given; keep one"),
+                None,
+            ));
+        }
+        if !most && !least {
+            out.push((
+                "canary",
+                format!("{at}: no bound; give `{}`", if as_impact { "atLeast` or `atLeastTimes" } else { "atMost` or `atMostTimes" }),
+                Some(if as_impact { "e.g. `atLeastTimes: 3`: at least three times the baseline window's" } else { "e.g. `atMost: 500ms`, or `atMostTimes: 3` for three times the baseline window's" }.to_string()),
+            ));
+        }
+        if as_impact && most {
+            out.push((
+                if self.at_most.is_some() { "atMost" } else { "atMostTimes" },
+                format!("{at}: an impact is what the fault must cause, a floor: `atLeast` or `atLeastTimes`"),
+                Some("a ceiling on latency during the fault is an SLO: put it in `slo.latency`".into()),
+            ));
+        }
+        if !as_impact && least {
+            out.push((
+                if self.at_least.is_some() { "atLeast" } else { "atLeastTimes" },
+                format!("{at}: an SLO is a ceiling, `atMost` or `atMostTimes`"),
+                Some("to require that the fault slows the canary down, use `expect.impact.latency` with `atLeast`".into()),
+            ));
+        }
+        for (key, factor) in [
+            ("atMostTimes", self.at_most_times),
+            ("atLeastTimes", self.at_least_times),
+        ] {
+            if let Some(f) = factor
+                && !(f.is_finite() && f > 0.0)
+            {
+                out.push((
+                    key,
+                    format!("{at}: `{key}` is {f}; a multiple of the baseline is above 0"),
+                    None,
+                ));
+            }
+        }
+        if self.baseline_window.is_some() && !self.target().is_some_and(|t| t.relative()) {
+            out.push((
+                "baselineWindow",
+                format!("{at}: `baselineWindow` applies to `atMostTimes` / `atLeastTimes`"),
+                None,
+            ));
+        }
+        if self.canary.port == 0 {
+            out.push(("port", format!("{at}: canary.port must not be 0"), None));
+        }
+        out
+    }
 }
 
 /// Pods running the workload image in a canary mode (http-canary,
@@ -468,14 +751,43 @@ impl SloSpec {
                 Some("keep either \"*\" or the named namespaces"),
             ));
         }
-        if let Some(a) = &self.availability
-            && a.canary.port == 0
-        {
-            out.push(problem(
-                &["availability", "canary", "port"],
-                "spec.slo.availability.canary.port must not be 0".into(),
-                Some("the workload image serves /status on 8080 unless --port says otherwise"),
-            ));
+        if let Some(a) = &self.availability {
+            if a.canary.port == 0 {
+                out.push(problem(
+                    &["availability", "canary", "port"],
+                    "spec.slo.availability.canary.port must not be 0".into(),
+                    Some("the workload image serves /status on 8080 unless --port says otherwise"),
+                ));
+            }
+            if a.at_most.is_some() && a.at_least.is_some() {
+                out.push(problem(
+                    &["availability", "atMost"],
+                    "spec.slo.availability: `atMost` and `atLeast` are both given; an SLO is a floor, `atLeast`".into(),
+                    Some("to require that the fault costs availability, use `expect.impact.availability` with `atMost`"),
+                ));
+            } else if a.at_most.is_some() {
+                out.push(problem(
+                    &["availability", "atMost"],
+                    "spec.slo.availability: an SLO is a floor, `atLeast`; `atMost` says the fault must be felt".into(),
+                    Some("move it to `expect.impact.availability`"),
+                ));
+            } else if a.at_least.is_none() {
+                out.push(problem(
+                    &["availability"],
+                    "spec.slo.availability needs `atLeast`, the lowest acceptable success ratio"
+                        .into(),
+                    Some("e.g. `atLeast: \"95%\"`"),
+                ));
+            }
+        }
+        if let Some(l) = &self.latency {
+            for (key, message, help) in l.problems("spec.slo.latency", false) {
+                out.push(SloProblem {
+                    keys: vec!["latency".into(), key.into()],
+                    message,
+                    help,
+                });
+            }
         }
         out
     }
@@ -510,7 +822,7 @@ conditions:
         .unwrap();
         assert_eq!(s.percentile, Percentile::P90);
         let a = s.availability.as_ref().unwrap();
-        assert_eq!(a.at_least.ratio(), 0.995);
+        assert_eq!(a.at_least.map(Percent::ratio), Some(0.995));
         assert_eq!(a.canary.port, 8080);
         assert_eq!(s.blast_radius.as_ref().unwrap().max_affected, 1);
         assert_eq!(s.conditions[1].must, ConditionMust::BecomeTrue);

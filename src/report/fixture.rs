@@ -244,6 +244,7 @@ pub fn run_report() -> RunReport {
     squeeze_trial.measurements = Measurements {
         availability: Some(AvailabilityMeasurement {
             canary: "app=dns-canary -n shop".into(),
+            over: None,
             from: Some(t(2990)),
             to: Some(t(36400)),
             ok: 180,
@@ -257,6 +258,7 @@ pub fn run_report() -> RunReport {
             }],
             error: None,
         }),
+        latency: None,
         blast_radius: Some(BlastRadiusMeasurement {
             from: Some(t(3000)),
             to: Some(t(31500)),

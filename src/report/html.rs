@@ -708,6 +708,7 @@ fn lane_count(v: &TrialView<'_>) -> usize {
                 .is_some_and(|b| !b.affected.is_empty()),
         )
         + usize::from(m.availability.is_some())
+        + usize::from(m.latency.is_some())
 }
 
 const LANE: f64 = 13.0;
@@ -852,6 +853,47 @@ fn measurement_lanes(out: &mut String, axis: &Axis, v: &TrialView<'_>, top: f64)
         );
         // Above the bracket, so the line never runs through the text.
         lane_label(out, x1, x2, y + 1.5, "#2b6cb0", &ratio);
+        y += LANE;
+    }
+    if let Some(l) = &m.latency {
+        let w = &l.window;
+        let from = w.from.map(|t| ms_between(v.zero, t)).unwrap_or(0);
+        let to = end(w.to, None);
+        let (x1, x2) = (axis.x(from), axis.x(to));
+        let ms = |v: f64| format_duration(Duration::from_micros((v * 1000.0).round() as u64));
+        let text = match (w.percentile_ms(50.0), w.percentile_ms(95.0)) {
+            (Some(p50), Some(p95)) => {
+                let base = l
+                    .baseline
+                    .as_ref()
+                    .and_then(|b| b.percentile_ms(95.0))
+                    .map(|b| format!(" (baseline p95 {})", ms(b)))
+                    .unwrap_or_default();
+                format!(
+                    "canary p50 {} p95 {} over {} checks{base}",
+                    ms(p50),
+                    ms(p95),
+                    w.count
+                )
+            }
+            _ => format!(
+                "canary latency: {}",
+                w.error.clone().unwrap_or_else(|| "not measured".into())
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "<path d=\"M{x1:.1} {:.1} v6 M{x1:.1} {:.1} H{x2:.1} M{x2:.1} {:.1} v6\" stroke=\"#2c7a7b\" stroke-width=\"1.4\" fill=\"none\"><title>latency, {} window ({}): read at {} and {}; {}</title></path>",
+            y + 1.0,
+            y + 4.0,
+            y + 1.0,
+            l.over,
+            esc(&l.canary),
+            seconds_label(from),
+            seconds_label(to),
+            esc(&text)
+        );
+        lane_label(out, x1, x2, y + 1.5, "#2c7a7b", &text);
         y += LANE;
     }
     let pods = pod_states(v.trial);

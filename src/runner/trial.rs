@@ -156,12 +156,10 @@ impl Runner {
         t.record(EntryKind::Steady);
 
         let measuring = guard(&cancel, Phase::SteadyState, async {
-            Ok(MeasureSession::start(
-                &self.client,
-                &spec.slo,
-                exp.baseline.spec.namespace.as_str(),
+            Ok(
+                MeasureSession::start_for(&self.client, spec, exp.baseline.spec.namespace.as_str())
+                    .await,
             )
-            .await)
         })
         .await?;
         let session = session.insert(measuring);

@@ -6,12 +6,16 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::slo::Window;
+
 /// Everything measured for one trial; absent parts were not asked for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Measurements {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityMeasurement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyMeasurement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blast_radius: Option<BlastRadiusMeasurement>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -21,17 +25,24 @@ pub struct Measurements {
 impl Measurements {
     /// True when nothing beyond timing was measured.
     pub fn is_empty(&self) -> bool {
-        self.availability.is_none() && self.blast_radius.is_none() && self.conditions.is_empty()
+        self.availability.is_none()
+            && self.latency.is_none()
+            && self.blast_radius.is_none()
+            && self.conditions.is_empty()
     }
 }
 
 /// A canary's checks over the fault window, from two reads of each canary
-/// pod's `/status` counters (at injection and at recovery).
+/// pod's `/status` counters (at injection and at recovery; or, over the
+/// hold window, when the hold began and ended).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AvailabilityMeasurement {
     /// `app=web-canary -n shop`.
     pub canary: String,
+    /// The window measured (absent in reports from before windows existed: `fault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<Window>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
     /// Checks that succeeded in the window, over all canary pods.
@@ -65,6 +76,84 @@ pub struct CanaryPodWindow {
     /// The canary's last error at the second read, e.g. `nxdomain …`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// A canary's check latencies over a window, and over the baseline window
+/// before injection when a bound is relative to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyMeasurement {
+    /// `app=web-canary -n shop`.
+    pub canary: String,
+    pub over: Window,
+    pub window: LatencyWindow,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<LatencyWindow>,
+}
+
+/// The latency distribution of a canary's checks between two reads of its
+/// `/status` histogram (every pod's, summed): the later counts minus the
+/// earlier, bucket by bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyWindow {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// Checks in the window (successes and failures: a timeout counts at
+    /// the timeout).
+    pub count: u64,
+    /// Their latencies' sum, in milliseconds.
+    pub sum_ms: f64,
+    /// Non-empty buckets, by increasing bound.
+    pub buckets: Vec<LatencyBucket>,
+    /// Pods that restarted, came or went, as for availability.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Why no distribution could be measured, if none could.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Checks whose latency was above `gt_us` and at most `le_us` (`None`:
+/// no upper bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyBucket {
+    pub gt_us: u64,
+    pub le_us: Option<u64>,
+    pub count: u64,
+}
+
+impl LatencyWindow {
+    /// The `p`th percentile (0 < p ≤ 100) in milliseconds: the bucket
+    /// holding the nearest-rank check, interpolated linearly inside it
+    /// (within the bucket's width, ≤ 19%). `None` without checks or on error.
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        if self.error.is_some() || self.count == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * self.count as f64).ceil().max(1.0);
+        let mut below = 0u64;
+        for b in &self.buckets {
+            let reached = below + b.count;
+            if reached as f64 >= rank {
+                let Some(upper_us) = b.le_us else {
+                    // Beyond the last bound: all that is known is "more than".
+                    return Some(b.gt_us as f64 / 1000.0);
+                };
+                let into = (rank - below as f64) / b.count.max(1) as f64;
+                let us = b.gt_us as f64 + upper_us.saturating_sub(b.gt_us) as f64 * into;
+                return Some(us / 1000.0);
+            }
+            below = reached;
+        }
+        None
+    }
+
+    /// The mean in milliseconds.
+    pub fn mean_ms(&self) -> Option<f64> {
+        (self.error.is_none() && self.count > 0).then(|| self.sum_ms / self.count as f64)
+    }
 }
 
 /// Workloads outside the target that left steady state during the fault.
@@ -147,4 +236,57 @@ pub struct FalseSpan {
     pub to: Option<Timestamp>,
     /// The values the expression read when it turned false.
     pub values: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn window(buckets: &[(u64, Option<u64>, u64)]) -> LatencyWindow {
+        LatencyWindow {
+            count: buckets.iter().map(|(_, _, n)| n).sum(),
+            buckets: buckets
+                .iter()
+                .map(|(gt_us, le_us, count)| LatencyBucket {
+                    gt_us: *gt_us,
+                    le_us: *le_us,
+                    count: *count,
+                })
+                .collect(),
+            ..LatencyWindow::default()
+        }
+    }
+
+    #[rstest]
+    // 100 checks, 90 fast (in (1ms, 2ms]), 10 slow (in (400ms, 476ms]).
+    #[case(50.0, Some(1.0 + 50.0 / 90.0))]
+    #[case(90.0, Some(2.0))]
+    #[case(95.0, Some(400.0 + 76.0 * 0.5))]
+    #[case(100.0, Some(476.0))]
+    fn percentiles_interpolate_inside_the_bucket(#[case] p: f64, #[case] ms: Option<f64>) {
+        let w = window(&[(1000, Some(2000), 90), (400_000, Some(476_000), 10)]);
+        let got = w.percentile_ms(p);
+        assert!(
+            got.zip(ms).is_some_and(|(g, m)| (g - m).abs() < 1e-6),
+            "p{p}: {got:?} != {ms:?}"
+        );
+    }
+
+    #[test]
+    fn beyond_the_last_bound_reads_as_its_lower_edge() {
+        let w = window(&[(52_428_800, Some(62_348_702), 1), (62_348_702, None, 3)]);
+        assert_eq!(w.percentile_ms(99.0), Some(62_348.702));
+    }
+
+    #[test]
+    fn nothing_measured_has_no_percentile() {
+        assert_eq!(LatencyWindow::default().percentile_ms(95.0), None);
+        let failed = LatencyWindow {
+            error: Some("no canary".into()),
+            ..window(&[(0, Some(1000), 4)])
+        };
+        assert_eq!(failed.percentile_ms(50.0), None);
+        assert_eq!(failed.mean_ms(), None);
+    }
 }

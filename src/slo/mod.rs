@@ -17,7 +17,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::SloSpec;
-use crate::experiment::slo::{ConditionMust, ConditionSlo, Percentile};
+use crate::experiment::slo::{
+    ConditionMust, ConditionSlo, LatencyBound, LatencyTarget, Percentile,
+};
 use crate::timeline::Marks;
 use crate::vocab::duration::format_duration;
 pub use measurement::Measurements;
@@ -32,6 +34,8 @@ pub enum Unit {
     Ratio,
     /// A number of things (workloads).
     Count,
+    /// A multiple of a reference (latency over the baseline window's).
+    Factor,
 }
 
 impl Unit {
@@ -48,6 +52,7 @@ impl Unit {
                 }
             }
             Self::Count => format!("{}", value.round() as i64),
+            Self::Factor => format!("{value:.1}×"),
         }
     }
 }
@@ -245,12 +250,14 @@ pub fn evaluate(spec: &SloSpec, trials: &[TrialData<'_>]) -> Vec<SloVerdict> {
                 .collect(),
         ),
     ];
-    if let Some(a) = &spec.availability {
+    if let Some(a) = &spec.availability
+        && let Some(at_least) = a.at_least
+    {
         let judged = Judged {
             slo: "availability".into(),
             unit: Unit::Ratio,
             comparison: Comparison::AtLeast,
-            target: a.at_least.ratio(),
+            target: at_least.ratio(),
             percentile: pct,
         };
         let samples = trials
@@ -264,6 +271,17 @@ pub fn evaluate(spec: &SloSpec, trials: &[TrialData<'_>]) -> Vec<SloVerdict> {
             })
             .collect();
         out.push(verdict(judged, samples));
+    }
+    if let Some(l) = &spec.latency
+        && let Some(target) = l.target()
+    {
+        out.push(latency_verdict(
+            "latency",
+            l,
+            target,
+            pct,
+            trials.iter().map(|t| t.measurements.latency.as_ref()),
+        ));
     }
     if let Some(b) = &spec.blast_radius {
         let judged = Judged {
@@ -300,6 +318,94 @@ pub fn evaluate(spec: &SloSpec, trials: &[TrialData<'_>]) -> Vec<SloVerdict> {
         out.push(verdict(condition_judged(c, pct), samples));
     }
     out
+}
+
+/// The verdict on a latency bound: its percentile of the canary's checks
+/// over the window, in milliseconds, or as a multiple of the same
+/// percentile over the baseline window. `name` is `latency` for the SLO,
+/// `impact/latency` for the impact.
+pub fn latency_verdict<'a>(
+    name: &str,
+    bound: &LatencyBound,
+    target: LatencyTarget,
+    pct: Percentile,
+    trials: impl Iterator<Item = Option<&'a measurement::LatencyMeasurement>>,
+) -> SloVerdict {
+    let p = bound.percentile;
+    let (unit, comparison, target_value) = match target {
+        LatencyTarget::AtMost(d) => (Unit::Ms, Comparison::AtMost, d.as_secs_f64() * 1000.0),
+        LatencyTarget::AtLeast(d) => (Unit::Ms, Comparison::AtLeast, d.as_secs_f64() * 1000.0),
+        LatencyTarget::AtMostTimes(f) => (Unit::Factor, Comparison::AtMost, f),
+        LatencyTarget::AtLeastTimes(f) => (Unit::Factor, Comparison::AtLeast, f),
+    };
+    let judged = Judged {
+        slo: format!("{name}/{p}"),
+        unit,
+        comparison,
+        target: target_value,
+        percentile: pct,
+    };
+    let samples = trials
+        .map(|m| match m {
+            Some(m) => latency_sample(m, p.value(), target.relative()),
+            None => (
+                None,
+                Some("not measured (the trial ended before injection)".into()),
+            ),
+        })
+        .collect();
+    verdict(judged, samples)
+}
+
+/// A latency trial's number and what explains it.
+fn latency_sample(
+    m: &measurement::LatencyMeasurement,
+    p: f64,
+    relative: bool,
+) -> (Option<f64>, Option<String>) {
+    let ms = |v: f64| format_duration(Duration::from_micros((v * 1000.0).max(0.0).round() as u64));
+    let in_window = |w: &measurement::LatencyWindow, what: &str| -> Result<f64, String> {
+        if let Some(e) = &w.error {
+            return Err(format!("canary {} over the {what}: {e}", m.canary));
+        }
+        w.percentile_ms(p)
+            .ok_or_else(|| format!("canary {} made no checks over the {what}", m.canary))
+    };
+    let window_name = format!("{} window", m.over);
+    let value = match in_window(&m.window, &window_name) {
+        Ok(v) => v,
+        Err(e) => return (None, Some(e)),
+    };
+    let described = format!(
+        "canary {}: p{p} {} over {} checks in the {window_name}",
+        m.canary,
+        ms(value),
+        m.window.count
+    );
+    if !relative {
+        return (Some(value), Some(described));
+    }
+    let Some(baseline) = &m.baseline else {
+        return (None, Some("the baseline window was not measured".into()));
+    };
+    match in_window(baseline, "baseline window") {
+        Ok(b) if b > 0.0 => (
+            Some(value / b),
+            Some(format!(
+                "{described}, against {} over {} checks in the baseline window",
+                ms(b),
+                baseline.count
+            )),
+        ),
+        Ok(_) => (
+            None,
+            Some(format!(
+                "canary {}: the baseline window's latency is zero; nothing to compare with",
+                m.canary
+            )),
+        ),
+        Err(e) => (None, Some(e)),
+    }
 }
 
 /// An SLO's identity and target.
@@ -748,6 +854,7 @@ conditions:
                 total: 100,
                 ..AvailabilityMeasurement::default()
             }),
+            latency: None,
             blast_radius: Some(BlastRadiusMeasurement {
                 watched: 5,
                 affected: vec![Disturbance {
@@ -808,6 +915,117 @@ conditions:
         let alert = by_name("condition/alert");
         assert_eq!(alert.actual, Some(12000.0));
         assert!(!alert.met);
+    }
+
+    fn latency_window(fast: u64, slow: u64) -> measurement::LatencyWindow {
+        measurement::LatencyWindow {
+            count: fast + slow,
+            sum_ms: fast as f64 * 1.5 + slow as f64 * 440.0,
+            buckets: vec![
+                measurement::LatencyBucket {
+                    gt_us: 1000,
+                    le_us: Some(2000),
+                    count: fast,
+                },
+                measurement::LatencyBucket {
+                    gt_us: 400_000,
+                    le_us: Some(476_000),
+                    count: slow,
+                },
+            ],
+            ..measurement::LatencyWindow::default()
+        }
+    }
+
+    #[rstest]
+    // 20% slow checks: p95 lands in the slow bucket.
+    #[case(
+        "atMost: 300ms",
+        80,
+        20,
+        false,
+        "latency/p95 300ms: 457ms — missed by 157ms"
+    )]
+    #[case("atMost: 500ms", 80, 20, true, "latency/p95 500ms: 457ms (met)")]
+    // Relative: p95 against the baseline window's 1.95ms.
+    #[case(
+        "atMostTimes: 3",
+        80,
+        20,
+        false,
+        "latency/p95 ≤ 3.0×: 234.4× — missed by 231.4×"
+    )]
+    #[case("atMostTimes: 3", 100, 0, true, "latency/p95 ≤ 3.0×: 1.0× (met)")]
+    fn judges_latency_absolute_or_against_the_baseline(
+        #[case] bound: &str,
+        #[case] fast: u64,
+        #[case] slow: u64,
+        #[case] met: bool,
+        #[case] line: &str,
+    ) {
+        let spec = spec(&format!(
+            "latency: {{canary: {{selector: app=http-canary}}, percentile: p95, {bound}}}"
+        ));
+        let measurements = Measurements {
+            latency: Some(measurement::LatencyMeasurement {
+                canary: "app=http-canary -n shop".into(),
+                over: crate::experiment::slo::Window::Fault,
+                window: latency_window(fast, slow),
+                baseline: Some(latency_window(100, 0)),
+            }),
+            ..Measurements::default()
+        };
+        let marks = Marks::default();
+        let verdicts = evaluate(
+            &spec,
+            &[TrialData {
+                marks: &marks,
+                measurements: &measurements,
+            }],
+        );
+        let v = verdicts.iter().find(|v| v.slo == "latency/p95").unwrap();
+        assert_eq!(v.met, met, "{v:?}");
+        assert_eq!(v.describe(), line);
+        if !met {
+            assert!(
+                v.notes[0].contains("p95 457ms over 100 checks in the fault window"),
+                "{:?}",
+                v.notes
+            );
+        }
+    }
+
+    #[test]
+    fn latency_without_checks_is_a_miss_with_a_reason() {
+        let spec = spec("latency: {canary: {selector: app=c}, atMost: 1s}");
+        let measurements = Measurements {
+            latency: Some(measurement::LatencyMeasurement {
+                canary: "app=c -n shop".into(),
+                over: crate::experiment::slo::Window::Hold,
+                window: measurement::LatencyWindow {
+                    error: Some("no hold window: the fault was never held".into()),
+                    ..Default::default()
+                },
+                baseline: None,
+            }),
+            ..Measurements::default()
+        };
+        let marks = Marks::default();
+        let v = evaluate(
+            &spec,
+            &[TrialData {
+                marks: &marks,
+                measurements: &measurements,
+            }],
+        );
+        let l = v.iter().find(|v| v.slo == "latency/p95").unwrap();
+        assert!(!l.met);
+        assert_eq!(l.actual, None);
+        assert!(
+            l.notes[0].contains("over the hold window: no hold window"),
+            "{:?}",
+            l.notes
+        );
     }
 
     #[test]

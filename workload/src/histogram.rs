@@ -98,6 +98,7 @@ impl Histogram {
             buckets: (0..BUCKETS)
                 .filter(|&i| self.ok[i] + self.failed[i] > 0)
                 .map(|i| Bucket {
+                    gt_us: i.checked_sub(1).and_then(bound_us).unwrap_or(0),
                     le_us: bound_us(i),
                     ok: self.ok[i],
                     failed: self.failed[i],
@@ -120,10 +121,13 @@ pub struct HistogramStatus {
     pub buckets: Vec<Bucket>,
 }
 
-/// One bucket: outcomes whose latency was above the previous bucket's bound
-/// and at most `le_us`.
+/// One bucket: outcomes whose latency was above `gt_us` (the previous
+/// bucket's bound) and at most `le_us`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Bucket {
+    /// Lower bound in microseconds, exclusive (0 for the first bucket).
+    #[serde(default)]
+    pub gt_us: u64,
     /// Upper bound in microseconds, inclusive; `null` for the overflow bucket.
     pub le_us: Option<u64>,
     /// Successes in this bucket.
@@ -194,16 +198,19 @@ mod tests {
             s.buckets,
             vec![
                 Bucket {
+                    gt_us: 0,
                     le_us: Some(100),
                     ok: 1,
                     failed: 0
                 },
                 Bucket {
+                    gt_us: 141,
                     le_us: Some(168),
                     ok: 1,
                     failed: 1
                 },
                 Bucket {
+                    gt_us: 62_348_702,
                     le_us: None,
                     ok: 0,
                     failed: 1

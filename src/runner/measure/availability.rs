@@ -17,9 +17,12 @@ use crate::slo::measurement::{AvailabilityMeasurement, CanaryPodWindow};
 /// How long one `/status` read may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The fields of the workload's `/status` that availability needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The fields of the workload's `/status` that availability and latency need.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CanaryCounters {
+    /// The workload mode (`http-canary`, …).
+    #[serde(default)]
+    pub mode: Option<String>,
     /// Lifetime successes.
     pub ok: u64,
     /// Lifetime checks.
@@ -28,6 +31,42 @@ pub struct CanaryCounters {
     pub since: String,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Every check since start by latency bucket; absent from workload
+    /// images older than the histogram.
+    #[serde(default)]
+    pub latency_histogram: Option<HistogramRead>,
+}
+
+/// The workload's `latency_histogram`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HistogramRead {
+    #[serde(default)]
+    pub sum_ms: f64,
+    pub buckets: Vec<BucketRead>,
+}
+
+/// One bucket of [`HistogramRead`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct BucketRead {
+    /// Absent from the first images with a histogram: estimated from
+    /// `le_us` (the buckets are a quarter of a doubling wide).
+    #[serde(default)]
+    pub gt_us: Option<u64>,
+    pub le_us: Option<u64>,
+    #[serde(default)]
+    pub ok: u64,
+    #[serde(default)]
+    pub failed: u64,
+}
+
+impl BucketRead {
+    /// The lower bound, exclusive.
+    pub fn lower_us(&self) -> u64 {
+        self.gt_us.unwrap_or_else(|| match self.le_us {
+            Some(le) if le > 100 => (le as f64 / 2f64.powf(0.25)).round() as u64,
+            _ => 0,
+        })
+    }
 }
 
 /// One read of every canary pod.
@@ -112,6 +151,7 @@ impl Canary {
 pub fn window(canary: &str, first: &CanaryRead, second: &CanaryRead) -> AvailabilityMeasurement {
     let mut m = AvailabilityMeasurement {
         canary: canary.to_string(),
+        over: None,
         from: first.at,
         to: second.at,
         ..AvailabilityMeasurement::default()
@@ -191,10 +231,12 @@ mod tests {
 
     fn counters(ok: u64, total: u64, since: &str) -> Result<CanaryCounters, String> {
         Ok(CanaryCounters {
+            mode: None,
             ok,
             total,
             since: since.into(),
             last_error: (ok < total).then(|| "timeout".to_string()),
+            latency_histogram: None,
         })
     }
 
