@@ -31,6 +31,7 @@ pub mod baseline;
 pub mod cluster;
 pub mod compare;
 pub mod detect;
+pub mod diff;
 pub mod experiment;
 pub mod fault;
 pub mod journal;

@@ -360,3 +360,99 @@ fn a_condition_that_is_not_valid_cel_is_refused_at_its_line_and_column(
     assert!(err.contains(&format!("--> {file}{at}")), "stderr: {err}");
     assert!(err.contains(says), "stderr: {err}");
 }
+
+/// A git repository with one commit holding an empty experiments folder.
+fn git_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::create_dir(dir.path().join("experiments")).unwrap();
+    std::fs::write(dir.path().join("experiments/README"), "x").unwrap();
+    for args in [
+        &["init", "--quiet", "--initial-branch=main"][..],
+        &[
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "add",
+            ".",
+        ],
+        &[
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "commit",
+            "--quiet",
+            "-m",
+            "one",
+        ],
+    ] {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+    dir
+}
+
+/// `breakfix diff ARGS` run inside `repo`.
+fn diff_in(repo: &std::path::Path, args: &[&str]) -> Output {
+    let state = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_breakfix"))
+        .current_dir(repo)
+        .arg("diff")
+        .args(args)
+        .env("BREAKFIX_STATE_DIR", state.path())
+        .env("BREAKFIX_JOURNAL_DIR", state.path())
+        .output()
+        .expect("breakfix runs")
+}
+
+#[test]
+fn diff_with_an_unknown_base_says_in_one_line_what_to_do() {
+    let repo = git_repo();
+    let out = diff_in(repo.path(), &["experiments/", "--base", "origin/nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("`origin/nope` is not a commit"), "{err}");
+    assert!(err.contains("git fetch origin nope"), "{err}");
+}
+
+#[test]
+fn diff_outside_a_repository_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("experiments")).unwrap();
+    let out = diff_in(dir.path(), &["experiments/", "--base", "main"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not inside a git repository"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn diff_with_a_bad_migration_threshold_is_a_usage_error() {
+    let repo = git_repo();
+    let out = diff_in(
+        repo.path(),
+        &[
+            "experiments/",
+            "--base",
+            "main",
+            "--migration-availability",
+            "150%",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a percentage"),
+        "{}",
+        stderr(&out)
+    );
+}

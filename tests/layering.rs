@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["runner"],
     &["compare"],
     &["report"],
+    &["diff"],
     &["cli", "testkit"],
 ];
 

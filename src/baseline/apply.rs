@@ -21,6 +21,11 @@ pub enum ApplyError {
         CRD_ESTABLISHED_TIMEOUT.as_secs()
     )]
     CrdNotEstablished { name: String },
+    #[error(
+        "namespace {name} is still being deleted after {}s; it cannot take the baseline",
+        NAMESPACE_GONE_TIMEOUT.as_secs()
+    )]
+    NamespaceTerminating { name: String },
 }
 
 /// How long a CRD the baseline applies may take to be served.
@@ -31,7 +36,7 @@ impl ApplyError {
     pub fn api_message(&self) -> Option<String> {
         let source = match self {
             Self::Apply { source, .. } | Self::Object(source) => source,
-            Self::CrdNotEstablished { .. } => return None,
+            Self::CrdNotEstablished { .. } | Self::NamespaceTerminating { .. } => return None,
         };
         match source {
             ObjectError::Api {
@@ -40,6 +45,73 @@ impl ApplyError {
             } => Some(format!("{} ({})", status.message, status.reason)),
             _ => None,
         }
+    }
+
+    /// Whether the API server refused the objects themselves (validation,
+    /// admission, quota, an immutable field), as opposed to the harness or
+    /// the cluster being in the way (timeouts, a terminating namespace).
+    pub fn refused_by_server(&self) -> bool {
+        let (Self::Apply { source, .. } | Self::Object(source)) = self else {
+            return false;
+        };
+        let ObjectError::Api {
+            source: kube::Error::Api(status),
+            ..
+        } = source
+        else {
+            return false;
+        };
+        let terminating = status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"));
+        matches!(status.code, 400 | 403 | 409 | 422) && !terminating
+    }
+}
+
+/// How long a namespace being deleted (by an earlier run) may take to go.
+const NAMESPACE_GONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Waits (watching) until the namespace `name`, if it is being deleted, is
+/// gone, so a baseline applied right after an earlier run's cleanup does
+/// not land in a terminating namespace.
+async fn await_not_terminating(client: &Client, name: &str) -> Result<(), ApplyError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::runtime::wait::{await_condition, conditions};
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let target = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: name.into(),
+    };
+    let current = api.get_opt(name).await.map_err(|source| ObjectError::Api {
+        target: target.clone(),
+        source,
+    })?;
+    let Some(ns) = current else {
+        return Ok(());
+    };
+    if ns.metadata.deletion_timestamp.is_none() {
+        return Ok(());
+    }
+    let uid = ns.metadata.uid.unwrap_or_default();
+    tracing::info!(
+        namespace = name,
+        "waiting for the namespace an earlier run deleted to go"
+    );
+    match tokio::time::timeout(
+        NAMESPACE_GONE_TIMEOUT,
+        await_condition(api, name, conditions::is_deleted(&uid)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "watching the namespace failed");
+            Err(ApplyError::NamespaceTerminating { name: name.into() })
+        }
+        Err(_) => Err(ApplyError::NamespaceTerminating { name: name.into() }),
     }
 }
 
@@ -60,6 +132,7 @@ pub async fn apply_baseline(
     }))
     .map_err(ObjectError::from)?;
     namespace.metadata.labels = Some(labels.clone());
+    await_not_terminating(client, ns).await?;
     let mut applied = Vec::new();
     kobj::apply(client, &namespace)
         .await

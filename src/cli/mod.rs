@@ -3,6 +3,7 @@
 //! 130 interrupted after revert). Everything else lives in the library.
 
 mod compare;
+mod diff;
 mod report;
 mod run;
 
@@ -35,6 +36,9 @@ struct Cli {
 enum Command {
     /// Run experiments on a fresh (or reused) kind cluster, or a named context.
     Run(run::RunArgs),
+    /// Run the same experiments on a git base and head of your configuration,
+    /// measure the migration between them, and report what regressed.
+    Diff(diff::DiffArgs),
     /// Check experiment files without a cluster.
     Validate {
         /// Experiment files or folders of them.
@@ -141,6 +145,7 @@ fn init_tracing(verbose: u8) {
 async fn dispatch(command: Command) -> u8 {
     match command {
         Command::Run(args) => run::run(args).await,
+        Command::Diff(args) => diff::diff(args).await,
         Command::Validate { paths } => validate(&paths),
         Command::Schema { report } => {
             let schema = if report {

@@ -65,7 +65,7 @@ pub struct RunArgs {
     partition: Option<String>,
 }
 
-fn cluster_error(e: &ClusterError) -> u8 {
+pub(super) fn cluster_error(e: &ClusterError) -> u8 {
     eprintln!("error: {e}");
     if let Some(help) = e.help() {
         eprintln!("  = help: {help}");
@@ -229,7 +229,7 @@ fn write_reports(report: &RunReport, args: &RunArgs) -> u8 {
 
 /// First Ctrl-C cancels the run (which then reverts); later ones are
 /// acknowledged, and the third exits at once, leaving the journal to `cleanup`.
-fn spawn_signal_handler(cancel: CancellationToken) {
+pub(super) fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
         let mut count = 0;
         loop {

@@ -212,6 +212,11 @@ impl Transition {
         result
     }
 
+    /// The steps measured so far, in order.
+    pub fn steps(&self) -> &[StepReport] {
+        &self.steps
+    }
+
     /// Ends the transition and returns its report.
     pub fn finish(self) -> TransitionReport {
         TransitionReport {
