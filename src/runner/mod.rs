@@ -46,6 +46,7 @@ use crate::slo;
 use crate::timeline::Phase;
 pub use events::{EventSender, RunEvent};
 pub use outcome::{ExperimentReport, Outcome, RunReport, TrialError, TrialReport};
+pub use trial::PhaseError;
 
 /// Errors setting up a run. Everything that goes wrong once the run has
 /// started is part of the [`RunReport`] instead.

@@ -1,5 +1,10 @@
 //! One trial: the phases from baseline to recovery, and the guarantee that
 //! every exit path reverts what was injected.
+//!
+//! A phase that fails stops the trial with a [`PhaseError`], typed by what
+//! failed (the baseline's apply, steady state, the fault, the watch, the
+//! revert, recovery); the report keeps its phase and message
+//! ([`TrialError`]).
 
 use std::future::Future;
 
@@ -8,18 +13,89 @@ use tokio_util::sync::CancellationToken;
 
 use super::measure::MeasureSession;
 use super::{EventSender, RunEvent, Runner, TrialError, TrialReport};
-use crate::baseline::{SteadyState, apply_baseline};
+use crate::baseline::{ApplyError, SteadyError, SteadyState, apply_baseline};
 use crate::detect::{self, diagnose, until_expected, watch_pod_signals};
 use crate::experiment::{LoadedExperiment, Recovery};
-use crate::fault::FaultContext;
+use crate::fault::{FaultContext, FaultError};
+use crate::journal::JournalError;
 use crate::kobj::ObjectRef;
 use crate::slo;
 use crate::timeline::{EntryKind, Marks, Phase, Timeline};
 
-/// Why a phase stopped early.
+/// Why a phase of a trial failed. The report keeps the phase and the
+/// message ([`TrialError`]); library callers watching [`RunEvent`]s get the
+/// same text.
+#[derive(Debug, thiserror::Error)]
+pub enum PhaseError {
+    /// The baseline's manifests could not be applied.
+    #[error("{}", apply_message(.0))]
+    Apply(#[source] ApplyError),
+    /// The baseline never reached steady state before injection.
+    #[error("baseline `{baseline}` never reached steady state: {source}")]
+    NotSteady {
+        /// The baseline's name.
+        baseline: String,
+        /// What was still unmet, or why the watch failed.
+        #[source]
+        source: SteadyError,
+    },
+    /// The fault could not be injected (anything it did is reverted).
+    #[error(transparent)]
+    Inject(FaultError),
+    /// No expected signal, or the watches failed.
+    #[error(transparent)]
+    Detect(crate::detect::DetectError),
+    /// Some undo actions failed; `breakfix cleanup` retries them from the journal.
+    #[error("{}", join(.0))]
+    Revert(Vec<JournalError>),
+    /// The cluster did not come back to steady state, held for the settle window.
+    #[error("no recovery: {0}")]
+    Recover(#[source] SteadyError),
+}
+
+impl PhaseError {
+    /// The phase that failed.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Self::Apply(_) => Phase::Baseline,
+            Self::NotSteady { .. } => Phase::SteadyState,
+            Self::Inject(_) => Phase::Inject,
+            Self::Detect(_) => Phase::Detect,
+            Self::Revert(_) => Phase::Revert,
+            Self::Recover(_) => Phase::Recover,
+        }
+    }
+}
+
+impl From<&PhaseError> for TrialError {
+    fn from(e: &PhaseError) -> Self {
+        Self {
+            phase: e.phase(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// An apply error with the API server's own words, when it refused.
+fn apply_message(e: &ApplyError) -> String {
+    match e.api_message() {
+        Some(api) => format!("{e} — the API server said: {api}"),
+        None => e.to_string(),
+    }
+}
+
+fn join(errors: &[JournalError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a phase stopped early: cancelled (in that phase) or failed.
 enum Stop {
-    Cancelled,
-    Failed(String),
+    Cancelled(Phase),
+    Failed(PhaseError),
 }
 
 impl Runner {
@@ -64,19 +140,12 @@ impl Runner {
             if errors.is_empty() {
                 t.marks.reverted = Some(t.record(EntryKind::Reverted { actions }).at);
             } else {
-                let message = errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let failed = TrialError::from(&PhaseError::Revert(errors));
                 t.record(EntryKind::Error {
-                    phase: Phase::Revert,
-                    message: message.clone(),
+                    phase: failed.phase,
+                    message: failed.message.clone(),
                 });
-                report.error.get_or_insert(TrialError {
-                    phase: Phase::Revert,
-                    message,
-                });
+                report.error.get_or_insert(failed);
             }
         }
         if let Some(session) = session {
@@ -86,19 +155,20 @@ impl Runner {
         }
         match result {
             Ok(()) => {}
-            Err((phase, Stop::Cancelled)) => {
+            Err(Stop::Cancelled(phase)) => {
                 report.interrupted = true;
                 t.record(EntryKind::Error {
                     phase,
                     message: "interrupted".into(),
                 });
             }
-            Err((phase, Stop::Failed(message))) => {
+            Err(Stop::Failed(e)) => {
+                let failed = TrialError::from(&e);
                 t.record(EntryKind::Error {
-                    phase,
-                    message: message.clone(),
+                    phase: failed.phase,
+                    message: failed.message.clone(),
                 });
-                report.error.get_or_insert(TrialError { phase, message });
+                report.error.get_or_insert(failed);
             }
         }
         report.marks = t.marks;
@@ -113,7 +183,7 @@ impl Runner {
         report: &mut TrialReport,
         applied: &mut Vec<ObjectRef>,
         session: &mut Option<MeasureSession>,
-    ) -> Result<(), (Phase, Stop)> {
+    ) -> Result<(), Stop> {
         let spec = &exp.experiment.spec;
         let cancel = self.cancel.clone();
 
@@ -121,10 +191,7 @@ impl Runner {
         let objects = guard(&cancel, Phase::Baseline, async {
             apply_baseline(&self.client, &exp.baseline, &self.run_id)
                 .await
-                .map_err(|e| match e.api_message() {
-                    Some(api) => format!("{e} — the API server said: {api}"),
-                    None => e.to_string(),
-                })
+                .map_err(PhaseError::Apply)
         })
         .await?;
         if applied.is_empty() {
@@ -144,11 +211,9 @@ impl Runner {
             steady
                 .wait_steady(&self.client, timeout)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "baseline `{}` never reached steady state: {e}",
-                        exp.baseline.name()
-                    )
+                .map_err(|source| PhaseError::NotSteady {
+                    baseline: exp.baseline.name().to_string(),
+                    source,
                 })
         })
         .await?;
@@ -172,7 +237,10 @@ impl Runner {
             run_id: self.run_id.clone(),
         };
         let injection = guard(&cancel, Phase::Inject, async {
-            spec.fault.inject(&mut ctx).await.map_err(|e| e.to_string())
+            spec.fault
+                .inject(&mut ctx)
+                .await
+                .map_err(PhaseError::Inject)
         })
         .await?;
         let injected = t.record(EntryKind::Injected {
@@ -196,7 +264,7 @@ impl Runner {
                 seen.push(obs.clone())
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(PhaseError::Detect)
         })
         .await;
         for obs in seen.iter().cloned() {
@@ -228,12 +296,7 @@ impl Runner {
                 .collect();
             let errors = self.journal.revert_all(&self.client).await;
             if !errors.is_empty() {
-                let message = errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err((Phase::Revert, Stop::Failed(message)));
+                return Err(Stop::Failed(PhaseError::Revert(errors)));
             }
             t.marks.reverted = Some(t.record(EntryKind::Reverted { actions }).at);
         }
@@ -243,7 +306,7 @@ impl Runner {
             steady
                 .wait_stable(&self.client, spec.settle.get(), spec.recover_timeout())
                 .await
-                .map_err(|e| format!("no recovery: {e}"))
+                .map_err(PhaseError::Recover)
         })
         .await?;
         t.marks.recovered = Some(recovered);
@@ -252,16 +315,16 @@ impl Runner {
     }
 }
 
-/// Runs a phase's future unless the run is cancelled first.
+/// Runs `phase`'s future unless the run is cancelled first.
 async fn guard<T>(
     cancel: &CancellationToken,
     phase: Phase,
-    fut: impl Future<Output = Result<T, String>>,
-) -> Result<T, (Phase, Stop)> {
+    fut: impl Future<Output = Result<T, PhaseError>>,
+) -> Result<T, Stop> {
     tokio::select! {
         biased;
-        _ = cancel.cancelled() => Err((phase, Stop::Cancelled)),
-        r = fut => r.map_err(|m| (phase, Stop::Failed(m))),
+        _ = cancel.cancelled() => Err(Stop::Cancelled(phase)),
+        r = fut => r.map_err(Stop::Failed),
     }
 }
 
@@ -307,5 +370,42 @@ impl Trial {
                 entry: entry.clone(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::not_steady(
+        PhaseError::NotSteady { baseline: "shop".into(), source: SteadyError::StreamEnded },
+        Phase::SteadyState,
+        "baseline `shop` never reached steady state: the watch streams ended"
+    )]
+    #[case::no_recovery(
+        PhaseError::Recover(SteadyError::StreamEnded),
+        Phase::Recover,
+        "no recovery: the watch streams ended"
+    )]
+    #[case::detect(
+        PhaseError::Detect(crate::detect::DetectError::StreamEnded),
+        Phase::Detect,
+        "the watch stream ended before any expected signal"
+    )]
+    #[case::revert(
+        PhaseError::Revert(vec![JournalError::Command("docker start x: no such container".into()), JournalError::Command("y".into())]),
+        Phase::Revert,
+        "undo failed: docker start x: no such container; undo failed: y"
+    )]
+    fn the_report_keeps_the_phase_and_the_words(
+        #[case] e: PhaseError,
+        #[case] phase: Phase,
+        #[case] message: &str,
+    ) {
+        let reported = TrialError::from(&e);
+        assert_eq!(reported.phase, phase);
+        assert_eq!(reported.message, message);
     }
 }

@@ -69,12 +69,36 @@ impl BucketRead {
     }
 }
 
+/// Why one canary pod's counters could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The pod did not answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The request through the API server's pod proxy failed.
+    #[error("GET {path}: {message}")]
+    Request {
+        /// The proxy path asked.
+        path: String,
+        /// What the API server or the connection said.
+        message: String,
+    },
+    /// The pod answered with something that is not the workload's `/status`.
+    #[error("{pod}: /status is not the workload's JSON ({message}); is it a breakfix canary?")]
+    NotWorkload {
+        /// The pod.
+        pod: String,
+        /// Why the answer did not parse.
+        message: String,
+    },
+}
+
 /// One read of every canary pod.
 #[derive(Debug, Clone, Default)]
 pub struct CanaryRead {
     pub at: Option<Timestamp>,
     /// Pod name → its counters, or why they could not be read.
-    pub pods: BTreeMap<String, Result<CanaryCounters, String>>,
+    pub pods: BTreeMap<String, Result<CanaryCounters, ReadError>>,
     /// Listing the pods failed.
     pub error: Option<String>,
 }
@@ -117,7 +141,7 @@ impl Canary {
         let reads = running.iter().map(|name| async move {
             let result = tokio::time::timeout(READ_TIMEOUT, self.read_pod(client, name))
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {READ_TIMEOUT:?}")));
+                .unwrap_or(Err(ReadError::Timeout(READ_TIMEOUT)));
             (name.clone(), result)
         });
         let pods = futures::future::join_all(reads).await.into_iter().collect();
@@ -128,20 +152,25 @@ impl Canary {
         }
     }
 
-    async fn read_pod(&self, client: &Client, pod: &str) -> Result<CanaryCounters, String> {
+    async fn read_pod(&self, client: &Client, pod: &str) -> Result<CanaryCounters, ReadError> {
         let path = format!(
             "/api/v1/namespaces/{}/pods/{pod}:{}/proxy/status",
             self.namespace, self.port
         );
+        let failed = |message: String| ReadError::Request {
+            path: path.clone(),
+            message,
+        };
         let request = http::Request::get(&path)
             .body(Vec::new())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
         let body = client
             .request_text(request)
             .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
-        serde_json::from_str(&body).map_err(|e| {
-            format!("{pod}: /status is not the workload's JSON ({e}); is it a breakfix canary?")
+            .map_err(|e| failed(e.to_string()))?;
+        serde_json::from_str(&body).map_err(|e| ReadError::NotWorkload {
+            pod: pod.to_string(),
+            message: e.to_string(),
         })
     }
 }
@@ -229,7 +258,7 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
-    fn counters(ok: u64, total: u64, since: &str) -> Result<CanaryCounters, String> {
+    fn counters(ok: u64, total: u64, since: &str) -> Result<CanaryCounters, ReadError> {
         Ok(CanaryCounters {
             mode: None,
             ok,
@@ -240,7 +269,7 @@ mod tests {
         })
     }
 
-    fn read(pods: &[(&str, Result<CanaryCounters, String>)]) -> CanaryRead {
+    fn read(pods: &[(&str, Result<CanaryCounters, ReadError>)]) -> CanaryRead {
         CanaryRead {
             at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
             pods: pods
@@ -261,8 +290,8 @@ mod tests {
     // A pod that vanished contributes nothing and says so.
     #[case(&[("a", counters(10, 10, "t0")), ("b", counters(10, 10, "t0"))], &[("a", counters(20, 20, "t0"))], 10, 10, Some("gone before recovery"))]
     fn counts_the_growth_between_two_reads(
-        #[case] first: &[(&str, Result<CanaryCounters, String>)],
-        #[case] second: &[(&str, Result<CanaryCounters, String>)],
+        #[case] first: &[(&str, Result<CanaryCounters, ReadError>)],
+        #[case] second: &[(&str, Result<CanaryCounters, ReadError>)],
         #[case] ok: u64,
         #[case] total: u64,
         #[case] note: Option<&str>,
@@ -292,8 +321,8 @@ mod tests {
     fn unreadable_canaries_are_an_error() {
         let m = window(
             "app=c -n shop",
-            &read(&[("a", Err("503".into()))]),
-            &read(&[("a", Err("503".into()))]),
+            &read(&[("a", Err(ReadError::Timeout(READ_TIMEOUT)))]),
+            &read(&[("a", Err(ReadError::Timeout(READ_TIMEOUT)))]),
         );
         assert_eq!(m.ratio(), None);
         assert!(m.error.unwrap().contains("unreadable"), "no canary read");
