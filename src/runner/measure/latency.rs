@@ -135,9 +135,9 @@ pub fn window(first: &CanaryRead, second: &CanaryRead) -> LatencyWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::measure::availability::BucketRead;
+    use crate::runner::measure::availability::{BucketRead, ReadError};
 
-    fn counters(since: &str, buckets: &[(u64, u64, u64)]) -> Result<CanaryCounters, String> {
+    fn counters(since: &str, buckets: &[(u64, u64, u64)]) -> Result<CanaryCounters, ReadError> {
         let total = buckets.iter().map(|(_, ok, failed)| ok + failed).sum();
         Ok(CanaryCounters {
             mode: Some("http-canary".into()),
@@ -160,7 +160,7 @@ mod tests {
         })
     }
 
-    fn read(pods: &[(&str, Result<CanaryCounters, String>)]) -> CanaryRead {
+    fn read(pods: &[(&str, Result<CanaryCounters, ReadError>)]) -> CanaryRead {
         CanaryRead {
             at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
             pods: pods
