@@ -11,10 +11,11 @@
 //! The modules import one way only, from the vocabulary up:
 //! [`vocab`] → [`kobj`] → [`journal`] → [`detect`] → [`baseline`]/[`fault`]
 //! → [`experiment`]/[`cluster`] → [`timeline`] → [`slo`] → [`runner`] →
-//! [`compare`] → [`report`]; the command line sits on top and the library
-//! works without it. Modules of one layer never import each other;
-//! `tests/layering.rs` (run by `just lint`) fails on any import that breaks
-//! the order.
+//! [`compare`] → [`report`] → [`diff`]/[`gameday`]; the command line sits on top and
+//! the library works without it. Modules of one layer never import each
+//! other; `tests/layering.rs` (run by `just lint`) fails on any import that
+//! breaks the order. A [`gameday::GameDay`] plays an experiment with people
+//! instead of reverting it by itself.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +35,7 @@ pub mod detect;
 pub mod diff;
 pub mod experiment;
 pub mod fault;
+pub mod gameday;
 pub mod journal;
 pub mod kobj;
 pub mod report;

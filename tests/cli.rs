@@ -456,3 +456,64 @@ fn diff_with_a_bad_migration_threshold_is_a_usage_error() {
         stderr(&out)
     );
 }
+
+/// An experiment from the built-in suite.
+fn experiment(name: &str) -> String {
+    format!("{}/experiments/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn gameday_refuses_bad_input_before_touching_any_cluster() {
+    let rbac = experiment("rbac-rolebinding-delete.yaml");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port_in_use = taken.local_addr().unwrap().to_string();
+    for (args, message) in [
+        (vec!["gameday"], "name the experiment to play"),
+        (
+            vec!["gameday", rbac.as_str(), "--timebox", "0s"],
+            "--timebox 0s",
+        ),
+        (
+            vec!["gameday", rbac.as_str(), "--teams", "0"],
+            "at least one team",
+        ),
+        (
+            vec!["gameday", rbac.as_str(), "--serve", port_in_use.as_str()],
+            "cannot listen on",
+        ),
+    ] {
+        let (out, _state) = breakfix(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("getting a cluster"),
+            "{args:?} went on to a cluster: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn gameday_controls_without_a_running_game_day_say_how_to_reach_one() {
+    let (out, _state) = breakfix(&["gameday", "declare", "--team", "blue", "detected"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no running game day found"),
+        "{}",
+        stderr(&out)
+    );
+    let (out, _state) = breakfix(&[
+        "gameday",
+        "status",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot reach the game day"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! vocab → kobj → journal → detect → baseline, fault → experiment, cluster
-//!       → timeline → slo → runner → compare → report → cli, testkit
+//!       → timeline → slo → runner → compare → report → diff, gameday → cli, testkit
 //! ```
 //!
 //! A module may import only modules of a lower layer; modules of one layer
@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["runner"],
     &["compare"],
     &["report"],
-    &["diff"],
+    &["diff", "gameday"],
     &["cli", "testkit"],
 ];
 

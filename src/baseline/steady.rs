@@ -213,6 +213,45 @@ impl SteadyState {
     }
 }
 
+impl SteadyState {
+    /// The overall verdict on every watch event: whether every check holds
+    /// at once, and the checks that do not. For callers that need more than
+    /// [`Self::wait_stable`], such as a game day waiting for steady state to
+    /// break and then come back by a team's hand.
+    pub fn watch(
+        &self,
+        client: &Client,
+    ) -> futures::stream::BoxStream<'static, Result<(bool, String), SteadyError>> {
+        if self.checks.is_empty() {
+            return stream::once(async { Ok((true, String::new())) })
+                .chain(stream::pending())
+                .boxed();
+        }
+        let mut verdicts: Vec<Verdict> = self
+            .checks
+            .iter()
+            .map(|c| (false, format!("{c}: not seen yet")))
+            .collect();
+        let streams = self.checks.iter().enumerate().map(|(i, c)| {
+            check_stream(client, c)
+                .map(move |v| v.map(|v| (i, v)))
+                .boxed()
+        });
+        stream::select_all(streams)
+            .map(move |item| {
+                let (i, v) = item?;
+                verdicts[i] = v;
+                let unmet: Vec<&str> = verdicts
+                    .iter()
+                    .filter(|(ok, _)| !ok)
+                    .map(|(_, why)| why.as_str())
+                    .collect();
+                Ok((unmet.is_empty(), unmet.join("; ")))
+            })
+            .boxed()
+    }
+}
+
 /// A stream of the check's verdict, re-evaluated on every watch event.
 fn check_stream(
     client: &Client,

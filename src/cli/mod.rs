@@ -4,6 +4,7 @@
 
 mod compare;
 mod diff;
+mod gameday;
 mod report;
 mod run;
 
@@ -39,6 +40,10 @@ enum Command {
     /// Run the same experiments on a git base and head of your configuration,
     /// measure the migration between them, and report what regressed.
     Diff(diff::DiffArgs),
+    /// Play an experiment as a game day: people find and fix the fault,
+    /// timed and hinted, with a live page and a debrief; or talk to the
+    /// running one (`declare`, `status`, `hint`, `stop`).
+    Gameday(gameday::GamedayArgs),
     /// Check experiment files without a cluster.
     Validate {
         /// Experiment files or folders of them.
@@ -146,6 +151,7 @@ async fn dispatch(command: Command) -> u8 {
     match command {
         Command::Run(args) => run::run(args).await,
         Command::Diff(args) => diff::diff(args).await,
+        Command::Gameday(args) => gameday::gameday(args).await,
         Command::Validate { paths } => validate(&paths),
         Command::Schema { report } => {
             let schema = if report {

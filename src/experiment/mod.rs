@@ -2,6 +2,7 @@
 //! semantic validation and JSON Schema export.
 
 pub mod canaries;
+pub mod gameday;
 pub mod slo;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::fault::FaultSpec;
 use crate::vocab::{
     ApiVersion, Diagnostic, HumanDuration, Name, diagnostic, is_system_namespace, load,
 };
+pub use gameday::GameDaySpec;
 pub use slo::SloSpec;
 
 /// `kind: Experiment`.
@@ -75,6 +77,10 @@ pub struct ExperimentSpec {
     #[serde(default = "default_repeat")]
     #[schemars(range(min = 1, max = 100))]
     pub repeat: u32,
+    /// How the experiment is played as a game day (`breakfix gameday`):
+    /// briefing, hints, stop conditions. `breakfix run` ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gameday: Option<GameDaySpec>,
 }
 
 fn default_settle() -> HumanDuration {
@@ -234,6 +240,23 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
             Some(h) => d.with_help(h),
             None => d,
         });
+    }
+    if let Some(gameday) = &spec.gameday {
+        for p in gameday.problems() {
+            let mut keys = vec!["spec", "gameday"];
+            keys.extend(p.keys.iter().map(String::as_str));
+            let located = (1..=keys.len())
+                .rev()
+                .find_map(|n| diagnostic::locate_key(&src, &keys[..n]));
+            let d = match located {
+                Some((l, c)) => Diagnostic::at(path, &src, l, c, p.message),
+                None => Diagnostic::file(path, p.message),
+            };
+            problems.push(match p.help {
+                Some(h) => d.with_help(h),
+                None => d,
+            });
+        }
     }
     let supported = spec.fault.supported_signals();
     for signal in &spec.expect.signals.signals {

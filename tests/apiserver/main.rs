@@ -12,6 +12,7 @@ mod faults_pod_kill;
 mod faults_probe;
 mod faults_rbac;
 mod faults_storm;
+mod gameday;
 mod journal;
 mod measure;
 mod rbac;
