@@ -517,3 +517,11 @@ fn gameday_controls_without_a_running_game_day_say_how_to_reach_one() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_built_in_game_day_scenarios_validate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/gameday");
+    let (out, _state) = breakfix(&["validate", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("pos-down"), "{}", stdout(&out));
+}
