@@ -7,9 +7,11 @@
 //! and no `reverted` is still pending. Records are flushed and synced before
 //! the mutation they guard is sent.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 use kube::Client;
@@ -150,13 +152,33 @@ pub enum Record {
     },
 }
 
-/// An open journal for one run.
+/// An open journal for one run, or one handle on it.
+///
+/// Experiments that run side by side each journal through a handle of
+/// their own ([`Journal::handle`]): the handles append to one file, each
+/// keeps its own pending undos, so a trial reverts exactly what it
+/// injected and nothing another experiment did, while `breakfix cleanup`
+/// still reads every handle's records from the one file.
 #[derive(Debug)]
 pub struct Journal {
+    shared: Arc<Shared>,
+    /// This handle's undos not yet reverted, oldest first.
+    pending: Vec<PendingUndo>,
+}
+
+/// What every handle on one journal shares: the file, the sequence and
+/// the set of undos still pending across all handles.
+#[derive(Debug)]
+struct Shared {
     path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     file: File,
     next_seq: u64,
-    pending: Vec<(u64, UndoAction)>,
+    pending: BTreeSet<u64>,
 }
 
 /// A pending undo: its sequence number and action.
@@ -185,10 +207,15 @@ impl Journal {
                 path: path.clone(),
                 source,
             })?;
-        let mut journal = Self {
-            path,
-            file,
-            next_seq: 1,
+        let journal = Self {
+            shared: Arc::new(Shared {
+                path,
+                inner: Mutex::new(Inner {
+                    file,
+                    next_seq: 1,
+                    pending: BTreeSet::new(),
+                }),
+            }),
             pending: Vec::new(),
         };
         journal.write(&Record::Header {
@@ -200,43 +227,70 @@ impl Journal {
         Ok(journal)
     }
 
+    /// Another handle on the same journal, with no undos of its own yet:
+    /// what it journals goes to the same file, and only it reverts them.
+    pub fn handle(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            pending: Vec::new(),
+        }
+    }
+
     /// The journal file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     /// Records how to undo a mutation that is about to happen. Call this
     /// before sending the mutation; the record is on disk when it returns.
     pub fn intend(&mut self, experiment: &str, undo: UndoAction) -> Result<u64, JournalError> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.write(&Record::Intent {
-            seq,
-            experiment: experiment.to_string(),
-            undo: undo.clone(),
-            at: Timestamp::now(),
-        })?;
+        let mut inner = self.shared.lock();
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        self.shared.write(
+            &mut inner,
+            &Record::Intent {
+                seq,
+                experiment: experiment.to_string(),
+                undo: undo.clone(),
+                at: Timestamp::now(),
+            },
+        )?;
+        inner.pending.insert(seq);
+        drop(inner);
         self.pending.push((seq, undo));
         Ok(seq)
     }
 
     /// Marks `seq` undone.
     pub fn mark_reverted(&mut self, seq: u64) -> Result<(), JournalError> {
-        self.write(&Record::Reverted {
-            seq,
-            at: Timestamp::now(),
-        })?;
+        let mut inner = self.shared.lock();
+        self.shared.write(
+            &mut inner,
+            &Record::Reverted {
+                seq,
+                at: Timestamp::now(),
+            },
+        )?;
+        inner.pending.remove(&seq);
+        drop(inner);
         self.pending.retain(|(s, _)| *s != seq);
         Ok(())
     }
 
-    /// Undo actions not yet reverted, newest first (the order to undo them in).
+    /// This handle's undo actions not yet reverted, newest first (the order
+    /// to undo them in).
     pub fn pending(&self) -> Vec<PendingUndo> {
         self.pending.iter().rev().cloned().collect()
     }
 
-    /// Undoes every pending action, newest first, marking each as it succeeds.
-    /// Keeps going after a failure and returns every error.
+    /// How many undos are pending across every handle on this journal.
+    pub fn pending_in_run(&self) -> usize {
+        self.shared.lock().pending.len()
+    }
+
+    /// Undoes every pending action of this handle, newest first, marking
+    /// each as it succeeds. Keeps going after a failure and returns every error.
     pub async fn revert_all(&mut self, client: &Client) -> Vec<JournalError> {
         let mut errors = Vec::new();
         for (seq, undo) in self.pending() {
@@ -253,24 +307,27 @@ impl Journal {
     }
 
     /// Closes the run: nothing is left to undo.
-    pub fn finish(mut self) -> Result<(), JournalError> {
+    pub fn finish(self) -> Result<(), JournalError> {
         self.write(&Record::Finished {
             at: Timestamp::now(),
         })
     }
 
-    fn write(&mut self, record: &Record) -> Result<(), JournalError> {
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut line = serde_json::to_vec(record).map_err(|e| JournalError::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        line.push(b'\n');
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)
+    fn write(&self, record: &Record) -> Result<(), JournalError> {
+        let mut inner = self.shared.lock();
+        self.shared.write(&mut inner, record)
+    }
+}
+
+impl Shared {
+    /// The file and counters; a writer that panicked mid-write leaves at
+    /// worst a torn last line, which reading tolerates.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, inner: &mut Inner, record: &Record) -> Result<(), JournalError> {
+        append(&mut inner.file, &self.path, record)
     }
 }
 
@@ -493,6 +550,39 @@ mod tests {
             JournalState::read(&path),
             Err(JournalError::Corrupt { line: 3, .. })
         ));
+    }
+
+    #[test]
+    fn handles_share_the_file_but_each_reverts_only_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Journal::create(dir.path(), "run-3", cluster()).unwrap();
+        let mut first = root.handle();
+        let mut second = root.handle();
+        let a = first.intend("first", delete("a")).unwrap();
+        let b = second.intend("second", delete("b")).unwrap();
+        first.intend("first", delete("c")).unwrap();
+        assert_ne!(a, b, "one sequence across handles");
+        let names = |j: &Journal| -> Vec<String> {
+            j.pending().iter().map(|(_, u)| u.describe()).collect()
+        };
+        assert_eq!(
+            names(&first),
+            vec!["delete configmap/c -n ns", "delete configmap/a -n ns"]
+        );
+        assert_eq!(names(&second), vec!["delete configmap/b -n ns"]);
+        assert!(root.pending().is_empty());
+        assert_eq!(root.pending_in_run(), 3);
+
+        second.mark_reverted(b).unwrap();
+        assert_eq!(root.pending_in_run(), 2);
+        assert_eq!(names(&first).len(), 2, "the other handle's undos stay");
+        // The file holds every handle's records: cleanup sees what is left.
+        let state = JournalState::read(root.path()).unwrap();
+        let left: Vec<_> = state.pending.iter().map(|(_, u)| u.describe()).collect();
+        assert_eq!(
+            left,
+            vec!["delete configmap/c -n ns", "delete configmap/a -n ns"]
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The breakfix binary where no cluster is needed: `cluster down` on names
 //! breakfix did not create, and `--all` with nothing recorded; `run
-//! --partition` input checks and empty shards; `compare` and `report merge`
-//! on stored reports; `validate` on the built-in experiments and on
-//! conditions that are not valid CEL.
+//! --partition` input checks and empty shards; `--jobs` refused before
+//! any cluster is touched; `compare` and `report merge` on stored reports;
+//! `validate` on the built-in experiments and on conditions that are not
+//! valid CEL.
 
 use std::process::{Command, Output};
 
@@ -524,4 +525,21 @@ fn the_built_in_game_day_scenarios_validate() {
     let (out, _state) = breakfix(&["validate", dir]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("pos-down"), "{}", stdout(&out));
+}
+
+#[rstest::rstest]
+#[case::zero(
+    "0",
+    "0 jobs would run nothing; give 1 (one at a time), more, or `auto`"
+)]
+#[case::not_a_number("many", "`many` is not a number of jobs")]
+fn run_refuses_a_number_of_jobs_that_runs_nothing(#[case] jobs: &str, #[case] why: &str) {
+    let (out, _state) = breakfix(&["run", "experiments/", "--jobs", jobs]);
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(why), "stderr: {err}");
+    assert!(
+        !err.contains("getting a cluster"),
+        "nothing was started: {err}"
+    );
 }

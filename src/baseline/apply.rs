@@ -26,6 +26,12 @@ pub enum ApplyError {
         NAMESPACE_GONE_TIMEOUT.as_secs()
     )]
     NamespaceTerminating { name: String },
+    /// An instance's object turned out cluster-scoped: every instance
+    /// would share it.
+    #[error(
+        "{target} is cluster-scoped, so every instance of the baseline would share it; run the baseline in place"
+    )]
+    SharedInInstance { target: String },
 }
 
 /// How long a CRD the baseline applies may take to be served.
@@ -36,7 +42,9 @@ impl ApplyError {
     pub fn api_message(&self) -> Option<String> {
         let source = match self {
             Self::Apply { source, .. } | Self::Object(source) => source,
-            Self::CrdNotEstablished { .. } | Self::NamespaceTerminating { .. } => return None,
+            Self::CrdNotEstablished { .. }
+            | Self::NamespaceTerminating { .. }
+            | Self::SharedInInstance { .. } => return None,
         };
         match source {
             ObjectError::Api {
@@ -123,7 +131,13 @@ pub async fn apply_baseline(
     baseline: &LoadedBaseline,
     run_id: &str,
 ) -> Result<Vec<ObjectRef>, ApplyError> {
-    let labels = managed_labels(baseline.name(), run_id);
+    let mut labels = managed_labels(baseline.name(), run_id);
+    if let Some(relocation) = &baseline.instance {
+        labels.insert(
+            super::instance::INSTANCE_LABEL.to_string(),
+            relocation.id.clone(),
+        );
+    }
     let ns = baseline.spec.namespace.as_str();
     let mut namespace: DynamicObject = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
@@ -148,6 +162,18 @@ pub async fn apply_baseline(
         if caps.scope == Scope::Namespaced && obj.metadata.namespace.is_none() {
             obj.metadata.namespace = Some(ns.to_string());
             target.namespace = Some(ns.to_string());
+        }
+        if let Some(relocation) = &baseline.instance
+            && caps.scope == Scope::Cluster
+            && target.kind != "Namespace"
+            && !relocation
+                .renamed_cluster_objects()
+                .iter()
+                .any(|r| r.kind == target.kind && r.name == target.name)
+        {
+            return Err(ApplyError::SharedInInstance {
+                target: target.to_string(),
+            });
         }
         obj.metadata
             .labels

@@ -4,6 +4,7 @@
 //! and the checks that declare steady state.
 
 mod apply;
+pub mod instance;
 pub mod render;
 pub mod steady;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::{ApiVersion, Diagnostic, HumanDuration, Name, load};
 pub use apply::{ApplyError, apply_baseline, delete_baseline};
+pub use instance::{NotRelocatable, Relocation, delete_instance, instance_id};
 pub use render::{HelmSource, RenderError};
 pub use steady::{SteadyError, SteadyState};
 
@@ -196,6 +198,9 @@ pub struct LoadedBaseline {
     pub metadata: BaselineMetadata,
     /// The manifests' objects, in apply order.
     pub objects: Vec<DynamicObject>,
+    /// Set on an instance of the baseline ([`LoadedBaseline::instance`]):
+    /// how it was moved into namespaces of its own.
+    pub instance: Option<Relocation>,
 }
 
 impl LoadedBaseline {
@@ -276,6 +281,7 @@ impl LoadedBaseline {
             spec: baseline.spec,
             metadata: baseline.metadata,
             objects,
+            instance: None,
         })
     }
 }

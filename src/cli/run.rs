@@ -12,7 +12,7 @@ use breakfix::journal::{Journal, JournalState};
 use breakfix::report::{self, junit};
 use breakfix::runner::outcome::REPORT_SCHEMA_VERSION;
 use breakfix::runner::partition::Partition;
-use breakfix::runner::{RunReport, Runner};
+use breakfix::runner::{Jobs, RunReport, Runner};
 
 use super::{EXIT_USAGE, load_all};
 
@@ -43,6 +43,13 @@ pub struct RunArgs {
     /// Override every experiment's `repeat`.
     #[arg(long)]
     repeat: Option<u32>,
+    /// How many experiments run at once: a number, or `auto` (what the
+    /// cluster's nodes hold, judged from their allocatable CPU and memory
+    /// against the baselines' requests). With more than one, each trial
+    /// gets its baseline in a namespace of its own; experiments that break
+    /// something every workload shares (CoreDNS, the nodes, …) run alone.
+    #[arg(long, short = 'j', env = "BREAKFIX_JOBS", default_value = "1")]
+    jobs: Jobs,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -163,7 +170,8 @@ pub async fn run(args: RunArgs) -> u8 {
         .cluster(handle.record.clone())
         .events(tx)
         .cancel(cancel.clone())
-        .keep_baselines(args.keep);
+        .keep_baselines(args.keep)
+        .jobs(args.jobs);
     if let Some(dir) = &args.journal_dir {
         builder = builder.journal_dir(dir);
     }

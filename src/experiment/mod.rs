@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::{Baseline, LoadedBaseline};
+use crate::baseline::{Baseline, LoadedBaseline, NotRelocatable, Relocation};
 use crate::detect::ExpectedSignals;
-use crate::fault::FaultSpec;
+use crate::fault::{Claim, FaultSpec, SharedResource};
 use crate::vocab::{
     ApiVersion, Diagnostic, HumanDuration, Name, diagnostic, is_system_namespace, load,
 };
@@ -192,6 +192,130 @@ impl LoadedExperiment {
     pub fn name(&self) -> &str {
         self.experiment.metadata.name.as_str()
     }
+
+    /// This experiment on instance `id` of its baseline
+    /// ([`LoadedBaseline::instance`]): the baseline moved into namespaces
+    /// of its own, and the fault's targets and the SLOs' objects rewritten
+    /// to follow it. Experiments on different instances never touch each
+    /// other's objects, so they can run side by side; each game-day team
+    /// gets one.
+    ///
+    /// # Errors
+    ///
+    /// [`NotRelocatable`] when the baseline cannot move; the experiment
+    /// then runs in place, as written.
+    pub fn instance(&self, id: &str) -> Result<Self, NotRelocatable> {
+        let baseline = self.baseline.instance(id)?;
+        let refuse = |reason: String| NotRelocatable {
+            baseline: self.baseline.name().to_string(),
+            reason,
+        };
+        let Some(relocation) = &baseline.instance else {
+            return Err(refuse("the instance carries no relocation".into()));
+        };
+        let mut experiment = self.experiment.clone();
+        let spec = &mut experiment.spec;
+        spec.fault = moved(&spec.fault, relocation)
+            .map_err(|e| refuse(format!("the fault cannot be rewritten: {e}")))?;
+        spec.slo = moved(&spec.slo, relocation)
+            .map_err(|e| refuse(format!("the SLOs cannot be rewritten: {e}")))?;
+        Ok(Self {
+            path: self.path.clone(),
+            experiment,
+            baseline,
+        })
+    }
+
+    /// What the experiment needs to itself while it runs, sorted: the
+    /// fault's claims ([`FaultSpec::claims`]), the namespaces of a baseline
+    /// applied in place (every experiment on it shares them), and, where
+    /// the experiment's own setup makes a shared resource private, less:
+    /// a ClusterRoleBinding an instance renamed is that instance's alone,
+    /// and a storm of pods that request nothing in a namespace whose quota
+    /// caps the pod count cannot fill the nodes for anyone else.
+    pub fn claims(&self) -> Vec<Claim> {
+        let mut claims = self.experiment.spec.fault.claims();
+        match &self.baseline.instance {
+            None => {
+                let own = self.baseline.spec.namespace.as_str();
+                let owned = std::iter::once(own).chain(
+                    self.baseline
+                        .objects
+                        .iter()
+                        .filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "Namespace"))
+                        .filter_map(|o| o.metadata.name.as_deref()),
+                );
+                claims.extend(owned.map(|ns| Claim::of_namespace(Some(ns))));
+            }
+            Some(relocation) => {
+                let rbac = cluster_rbac_names(&self.experiment.spec.fault);
+                let private = relocation.renamed_cluster_objects();
+                if !rbac.is_empty()
+                    && rbac.iter().all(|(kind, name)| {
+                        private.iter().any(|p| &p.kind == kind && &p.name == name)
+                    })
+                {
+                    claims.retain(|c| *c != Claim::Shared(SharedResource::ClusterRbac));
+                }
+            }
+        }
+        if let FaultSpec::CronJobStorm(storm) = &self.experiment.spec.fault
+            && storm.pod_requests.is_none()
+            && self.has_pod_quota(storm.namespace.as_str())
+        {
+            claims.retain(|c| *c != Claim::Shared(SharedResource::SchedulerCapacity));
+        }
+        claims.sort();
+        claims.dedup();
+        claims
+    }
+
+    /// Whether the baseline puts a ResourceQuota on the number of pods in `ns`.
+    fn has_pod_quota(&self, ns: &str) -> bool {
+        let own = self.baseline.spec.namespace.as_str();
+        self.baseline.objects.iter().any(|o| {
+            o.types.as_ref().is_some_and(|t| t.kind == "ResourceQuota")
+                && o.metadata.namespace.as_deref().unwrap_or(own) == ns
+                && o.data
+                    .pointer("/spec/hard/pods")
+                    .is_some_and(|v| !v.is_null())
+        })
+    }
+}
+
+/// `value` rewritten for an instance, through its JSON form.
+fn moved<T: Serialize + serde::de::DeserializeOwned>(
+    value: &T,
+    relocation: &Relocation,
+) -> Result<T, serde_json::Error> {
+    let mut json = serde_json::to_value(value)?;
+    relocation.rewrite_spec(&mut json);
+    serde_json::from_value(json)
+}
+
+/// The cluster-scoped RBAC objects (`{kind, name}`) a fault names.
+fn cluster_rbac_names(fault: &FaultSpec) -> Vec<(String, String)> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let (Some(kind), Some(name)) = (
+                    map.get("kind").and_then(serde_json::Value::as_str),
+                    map.get("name").and_then(serde_json::Value::as_str),
+                ) && (kind == "ClusterRole" || kind == "ClusterRoleBinding")
+                {
+                    out.push((kind.to_string(), name.to_string()));
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(json) = serde_json::to_value(fault) {
+        walk(&json, &mut out);
+    }
+    out
 }
 
 /// Loads and validates one experiment file and its baseline; every problem
@@ -445,4 +569,107 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
 /// JSON Schema of the experiment file, for editors (yaml-language-server).
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Experiment)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn built_in(name: &str) -> LoadedExperiment {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("experiments")
+            .join(format!("{name}.yaml"));
+        load_experiment(&path).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn shared(claims: &[Claim]) -> Vec<SharedResource> {
+        claims
+            .iter()
+            .filter_map(|c| match c {
+                Claim::Shared(r) => Some(*r),
+                Claim::Namespace(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_built_in_experiment_moves_with_its_targets() {
+        let files =
+            collect_files(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")]).unwrap();
+        for file in files {
+            let exp = load_experiment(&file).unwrap_or_else(|e| panic!("{e:?}"));
+            let moved = exp
+                .instance("t1")
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let own = exp.baseline.spec.namespace.as_str();
+            let new = moved.baseline.spec.namespace.as_str();
+            assert_eq!(new, format!("{own}-bf-t1"));
+            if let Some(ns) = exp.experiment.spec.fault.namespace()
+                && ns == own
+            {
+                assert_eq!(moved.experiment.spec.fault.namespace(), Some(new));
+            }
+            for claim in moved.claims() {
+                assert_ne!(
+                    claim,
+                    Claim::Namespace(own.to_string()),
+                    "{}",
+                    file.display()
+                );
+            }
+            // Nothing else changed: the same fault, the same SLOs.
+            assert_eq!(moved.name(), exp.name());
+            assert_eq!(
+                moved.experiment.spec.expected_signals(),
+                exp.experiment.spec.expected_signals()
+            );
+        }
+    }
+
+    #[rstest]
+    #[case::coredns_is_shared_wherever_the_canaries_are("coredns-memory-squeeze", &[SharedResource::ClusterDns], &[SharedResource::ClusterDns])]
+    #[case::a_renamed_cluster_role_binding_is_the_instances_own("rbac-clusterrolebinding-delete", &[SharedResource::ClusterRbac], &[])]
+    #[case::a_storm_that_requests_cpu_fills_the_nodes("cron-job-storm", &[SharedResource::SchedulerCapacity], &[SharedResource::SchedulerCapacity])]
+    #[case::a_storm_capped_by_a_pod_quota_does_not("cron-job-storm-quota", &[], &[])]
+    #[case::an_image_typo_is_its_namespaces_alone("image-typo", &[], &[])]
+    fn claims_in_place_and_in_an_instance(
+        #[case] name: &str,
+        #[case] in_place: &[SharedResource],
+        #[case] instance: &[SharedResource],
+    ) {
+        let exp = built_in(name);
+        assert_eq!(shared(&exp.claims()), in_place);
+        assert!(
+            exp.claims()
+                .contains(&Claim::Namespace(exp.baseline.spec.namespace.to_string()))
+        );
+        let moved = exp.instance("t1").unwrap();
+        assert_eq!(shared(&moved.claims()), instance);
+    }
+
+    #[test]
+    fn the_slos_objects_follow_the_instance() {
+        let moved = built_in("cron-job-storm-quota").instance("q1").unwrap();
+        let slo = serde_json::to_value(&moved.experiment.spec.slo).unwrap();
+        assert_eq!(
+            slo["blastRadius"]["namespaces"],
+            serde_json::json!(["shop-neighbour-bf-q1"])
+        );
+        let fault = serde_json::to_value(&moved.experiment.spec.fault).unwrap();
+        assert_eq!(fault["cronJobStorm"]["namespace"], "shop-quota-bf-q1");
+        let rbac = built_in("rbac-clusterrolebinding-delete")
+            .instance("r1")
+            .unwrap();
+        let fault = serde_json::to_value(&rbac.experiment.spec.fault).unwrap();
+        assert_eq!(
+            fault["rbacBindingDelete"]["binding"]["name"],
+            "breakfix-canaries-pod-reader-bf-r1"
+        );
+        assert_eq!(
+            fault["rbacBindingDelete"]["workload"]["namespace"],
+            "canaries-bf-r1"
+        );
+    }
 }

@@ -265,6 +265,7 @@ pub fn run_report() -> RunReport {
             watched: 7,
             excluded: vec!["deployment/coredns -n kube-system".into()],
             unsteady_at_start: vec![],
+            others: vec![],
             affected: vec![Disturbance {
                 workload: "deployment/web -n shop".into(),
                 left: t(12000),

@@ -3,11 +3,15 @@
 //! cleanup and the closing of the journal, and hands back a [`RunReport`].
 //!
 //! ```text
-//! for each experiment, for each trial:
-//! baseline ─► steady ─► journal+inject ─► detect ─► revert ─► recover(stable) ─► verdict
+//! plan: claims, who runs alone, jobs ([`schedule`], [`capacity`])
+//! each experiment, as many side by side as jobs and claims allow; each trial:
+//! baseline (instance) ─► steady ─► journal+inject ─► detect ─► revert ─► recover(stable) ─► verdict ─► delete instance
 //!                 └──────────── any error, timeout or cancel ─► revert ─┘
-//! then: delete the baselines, close the journal, report
+//! then: delete the baselines applied in place, close the journal, report (in file order)
 //! ```
+//!
+//! Experiments running side by side each journal through a handle of their
+//! own and revert only what they injected ([`Journal::handle`]).
 //!
 //! ```no_run
 //! # async fn example(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
@@ -25,27 +29,33 @@
 //! # }
 //! ```
 
+pub mod capacity;
 pub mod events;
 pub mod measure;
 pub mod outcome;
 pub mod partition;
+pub mod schedule;
 pub mod transition;
 mod trial;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use jiff::Timestamp;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::baseline::delete_baseline;
 use crate::experiment::LoadedExperiment;
+use crate::fault::Claim;
 use crate::journal::{ClusterRecord, Journal, JournalError, JournalState};
 use crate::kobj::ObjectRef;
 use crate::slo;
 use crate::timeline::Phase;
-pub use events::{EventSender, RunEvent};
+pub use events::{EventSender, Placed, RunEvent};
 pub use outcome::{ExperimentReport, Outcome, RunReport, TrialError, TrialReport};
+pub use schedule::{Jobs, JobsError, Placement};
 pub use trial::PhaseError;
 
 /// Errors setting up a run. Everything that goes wrong once the run has
@@ -69,6 +79,8 @@ pub struct RunnerBuilder {
     cancel: CancellationToken,
     repeat: Option<u32>,
     keep_baselines: bool,
+    jobs: Jobs,
+    instances: Option<bool>,
 }
 
 impl RunnerBuilder {
@@ -100,7 +112,7 @@ impl RunnerBuilder {
         self
     }
 
-    /// A token that stops the run: the fault in place is reverted, the
+    /// A token that stops the run: every fault in place is reverted, the
     /// baselines are deleted and the report says `interrupted`.
     pub fn cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
@@ -116,6 +128,24 @@ impl RunnerBuilder {
     /// Leaves the baselines applied after the run (default: deleted).
     pub fn keep_baselines(mut self, keep: bool) -> Self {
         self.keep_baselines = keep;
+        self
+    }
+
+    /// How many experiments may run at once (default: one). Experiments run
+    /// side by side only when what they claim is disjoint; one that claims
+    /// something every workload shares runs alone ([`schedule`]).
+    pub fn jobs(mut self, jobs: Jobs) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    /// Whether each trial runs on an instance of its baseline, in
+    /// namespaces of its own, deleted after the trial
+    /// ([`LoadedExperiment::instance`]). Default: when more than one
+    /// experiment runs at once. A baseline that cannot move runs in place,
+    /// and the run says why.
+    pub fn instances(mut self, instances: bool) -> Self {
+        self.instances = Some(instances);
         self
     }
 
@@ -144,6 +174,8 @@ impl RunnerBuilder {
             cancel: self.cancel,
             repeat: self.repeat,
             keep_baselines: self.keep_baselines,
+            jobs: self.jobs,
+            instances: self.instances,
         })
     }
 }
@@ -159,6 +191,8 @@ pub struct Runner {
     cancel: CancellationToken,
     repeat: Option<u32>,
     keep_baselines: bool,
+    jobs: Jobs,
+    instances: Option<bool>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -167,16 +201,16 @@ impl std::fmt::Debug for Runner {
             .field("cluster", &self.cluster)
             .field("run_id", &self.run_id)
             .field("journal", &self.journal.path())
+            .field("jobs", &self.jobs)
             .finish_non_exhaustive()
     }
 }
 
-/// What the run loop shares with the caller in case it panics: the
-/// reports so far and the experiment being run.
-#[derive(Default)]
-struct Progress {
-    reports: Vec<ExperimentReport>,
-    current: Option<(String, String, String)>,
+/// What one experiment's task hands back.
+struct Finished {
+    report: ExperimentReport,
+    /// Baseline objects applied in place, deleted at the end of the run.
+    applied: Vec<ObjectRef>,
 }
 
 impl Runner {
@@ -191,6 +225,8 @@ impl Runner {
             cancel: CancellationToken::new(),
             repeat: None,
             keep_baselines: false,
+            jobs: Jobs::default(),
+            instances: None,
         }
     }
 
@@ -204,88 +240,206 @@ impl Runner {
         self.journal.path()
     }
 
-    /// Runs every experiment in order, each for its trials, and returns the
-    /// report. Every fault is reverted whatever happens (SLO missed, error,
-    /// timeout, cancellation, a panic inside the run); the baselines are
-    /// deleted unless kept; the journal is closed once nothing is pending.
+    /// Runs every experiment, each for its trials, as many at once as
+    /// [`RunnerBuilder::jobs`] allows and their claims permit, and returns
+    /// the report, experiments in the order given. Every fault is reverted
+    /// whatever happens (SLO missed, error, timeout, cancellation, a panic
+    /// inside an experiment); the baselines are deleted unless kept; the
+    /// journal is closed once nothing is pending.
     pub async fn run(self, experiments: &[LoadedExperiment]) -> RunReport {
-        let started = jiff::Timestamp::now();
-        let client = self.client.clone();
-        let cluster = self.cluster.clone();
-        let run_id = self.run_id.clone();
-        let path = self.journal.path().to_path_buf();
-        let keep = self.keep_baselines;
-        let progress = Arc::new(Mutex::new(Progress::default()));
-        let shared = progress.clone();
-        let experiments = experiments.to_vec();
-        // A task of its own, so a panic inside a trial is caught here and the
-        // journal still gets replayed.
-        let task = tokio::spawn(async move {
-            let mut runner = self;
-            let mut applied: Vec<Vec<ObjectRef>> = Vec::new();
-            for exp in &experiments {
-                if runner.cancel.is_cancelled() {
-                    break;
-                }
-                lock(&shared).current = Some((
-                    exp.name().to_string(),
-                    exp.path.display().to_string(),
-                    exp.experiment.spec.fault.kind().to_string(),
-                ));
-                let (report, objects) = runner.run_experiment(exp).await;
-                let mut p = lock(&shared);
-                p.reports.push(report);
-                p.current = None;
-                applied.push(objects);
-            }
-            (runner, applied)
+        let started = Timestamp::now();
+        let (jobs, why) = match self.jobs {
+            Jobs::Fixed(n) => (n.get(), "as asked".to_string()),
+            Jobs::Auto => match capacity::judge(&self.client, experiments).await {
+                Ok(j) => (j.jobs, j.why),
+                Err(e) => (
+                    1,
+                    format!("the nodes could not be read ({e}); one at a time"),
+                ),
+            },
+        };
+        let instances = self.instances.unwrap_or(jobs > 1);
+        let placements = schedule::place(&self.run_id, experiments, instances);
+        self.emit(RunEvent::Planned {
+            jobs,
+            why,
+            experiments: placements.iter().map(Placed::from).collect(),
         });
-        match task.await {
-            Ok((runner, applied)) => {
-                if !keep {
-                    for objects in applied.iter().rev() {
-                        if let Err(e) = delete_baseline(&client, objects).await {
-                            tracing::warn!("baseline cleanup: {e}");
-                        }
-                    }
-                }
-                if runner.journal.pending().is_empty()
-                    && let Err(e) = runner.journal.finish()
-                {
-                    tracing::warn!("{e}");
-                }
+
+        let shared = Arc::new(Shared {
+            keep: self.keep_baselines,
+            holdings: Holdings::default(),
+        });
+        let mut waiting = schedule::order(&placements);
+        let mut running: Vec<usize> = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut task_of: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut reports: Vec<Option<ExperimentReport>> = vec![None; experiments.len()];
+        let mut applied: Vec<Vec<ObjectRef>> = Vec::new();
+        loop {
+            while running.len() < jobs as usize && !self.cancel.is_cancelled() {
+                let Some(i) = schedule::next(&placements, &waiting, &running) else {
+                    break;
+                };
+                waiting.retain(|&w| w != i);
+                running.push(i);
+                let mut worker = Worker {
+                    client: self.client.clone(),
+                    run_id: self.run_id.clone(),
+                    journal: self.journal.handle(),
+                    events: self.events.clone(),
+                    cancel: self.cancel.clone(),
+                    shared: shared.clone(),
+                    index: i,
+                };
+                let exp = experiments[i].clone();
+                let placement = placements[i].clone();
+                let trials = self.repeat.unwrap_or(exp.experiment.spec.repeat).max(1);
+                let handle = tasks.spawn(async move {
+                    let (report, applied) = worker.run_experiment(&exp, &placement, trials).await;
+                    Finished { report, applied }
+                });
+                task_of.insert(handle.id(), i);
             }
-            Err(crashed) => {
-                let message = format!("the run crashed ({crashed}); reverted from the journal");
-                replay(&path, &client).await;
-                let mut p = lock(&progress);
-                if let Some((name, file, fault)) = p.current.take() {
-                    p.reports
-                        .push(ExperimentReport::errored(name, file, fault, message));
+            let Some(joined) = tasks.join_next_with_id().await else {
+                break;
+            };
+            match joined {
+                Ok((id, finished)) => {
+                    let i = task_of.remove(&id).unwrap_or_default();
+                    running.retain(|&r| r != i);
+                    applied.push(finished.applied);
+                    reports[i] = Some(finished.report);
+                }
+                Err(crashed) => {
+                    let i = task_of.remove(&crashed.id()).unwrap_or_default();
+                    running.retain(|&r| r != i);
+                    let exp = &experiments[i];
+                    reports[i] = Some(ExperimentReport::errored(
+                        exp.name().to_string(),
+                        exp.path.display().to_string(),
+                        exp.experiment.spec.fault.kind().to_string(),
+                        format!("the experiment crashed ({crashed}); reverted from the journal"),
+                    ));
                 }
             }
         }
-        let experiments = std::mem::take(&mut lock(&progress).reports);
+        if !self.keep_baselines {
+            for objects in applied.iter().rev() {
+                if let Err(e) = delete_baseline(&self.client, objects).await {
+                    tracing::warn!("baseline cleanup: {e}");
+                }
+            }
+        }
+        if self.journal.pending_in_run() == 0 {
+            if let Err(e) = self.journal.finish() {
+                tracing::warn!("{e}");
+            }
+        } else {
+            // What a crashed experiment left: every other one has reverted
+            // its own, so all that is pending now is the crashed ones'.
+            replay(self.journal.path(), &self.client).await;
+        }
         RunReport {
             schema: outcome::REPORT_SCHEMA_VERSION.into(),
-            run_id,
+            run_id: self.run_id,
             started,
-            finished: jiff::Timestamp::now(),
-            cluster,
-            experiments,
+            finished: Timestamp::now(),
+            cluster: self.cluster,
+            experiments: reports.into_iter().flatten().collect(),
             partition: None,
             shards: Vec::new(),
         }
     }
 
+    fn emit(&self, event: RunEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+}
+
+/// What every experiment's task shares.
+struct Shared {
+    /// Leave the baselines (and instances) applied.
+    keep: bool,
+    holdings: Holdings,
+}
+
+/// Which namespaces each running trial holds, and when: so that one
+/// experiment's blast radius leaves out what another broke beside it.
+#[derive(Default)]
+struct Holdings {
+    held: Mutex<Vec<Holding>>,
+}
+
+struct Holding {
+    /// The experiment (its index in the run) and trial.
+    owner: (usize, u32),
+    namespaces: Vec<String>,
+    from: Timestamp,
+    to: Option<Timestamp>,
+}
+
+impl Holdings {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Holding>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn hold(&self, owner: (usize, u32), namespaces: Vec<String>) {
+        self.lock().push(Holding {
+            owner,
+            namespaces,
+            from: Timestamp::now(),
+            to: None,
+        });
+    }
+
+    fn release(&self, owner: (usize, u32)) {
+        let now = Timestamp::now();
+        for h in self.lock().iter_mut().filter(|h| h.owner == owner) {
+            h.to.get_or_insert(now);
+        }
+    }
+
+    /// Namespaces other trials held at some moment between `from` and `to`.
+    fn others(&self, owner: (usize, u32), from: Timestamp, to: Timestamp) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|h| h.owner != owner && h.from <= to && h.to.is_none_or(|t| t >= from))
+            .flat_map(|h| h.namespaces.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Runs one experiment's trials: what a task of the run owns.
+struct Worker {
+    client: Client,
+    run_id: String,
+    /// This experiment's own handle on the run's journal.
+    journal: Journal,
+    events: Option<EventSender>,
+    cancel: CancellationToken,
+    shared: Arc<Shared>,
+    /// The experiment's index in the run.
+    index: usize,
+}
+
+impl Worker {
     /// Runs every trial of `exp` and judges them; returns the report and
-    /// the baseline objects applied (for deletion at the end of the run).
+    /// the baseline objects applied in place (for deletion at the end of
+    /// the run).
     async fn run_experiment(
         &mut self,
         exp: &LoadedExperiment,
+        placement: &Placement,
+        trials: u32,
     ) -> (ExperimentReport, Vec<ObjectRef>) {
         let name = exp.name().to_string();
-        let trials = self.repeat.unwrap_or(exp.experiment.spec.repeat).max(1);
         self.emit(RunEvent::ExperimentStarted {
             experiment: name.clone(),
             trials,
@@ -293,7 +447,20 @@ impl Runner {
         let mut reports = Vec::new();
         let mut applied = Vec::new();
         for trial in 1..=trials {
-            let report = self.run_trial(exp, trial, &mut applied).await;
+            let instance = if placement.instances {
+                exp.instance(&schedule::trial_instance_id(&self.run_id, exp, trial))
+                    .ok()
+            } else {
+                None
+            };
+            let report = self
+                .run_trial(
+                    instance.as_ref().unwrap_or(exp),
+                    placement,
+                    trial,
+                    &mut applied,
+                )
+                .await;
             let stop = report.interrupted || report.error.is_some();
             self.emit(RunEvent::TrialFinished {
                 experiment: name.clone(),
@@ -342,15 +509,30 @@ impl Runner {
         (report, applied)
     }
 
+    /// The namespaces a trial of `exp` holds: those it claims, and its
+    /// baseline's (an instance's, or the shared one in place).
+    fn held_namespaces(exp: &LoadedExperiment) -> Vec<String> {
+        let mut namespaces: Vec<String> = exp
+            .claims()
+            .into_iter()
+            .filter_map(|c| match c {
+                Claim::Namespace(ns) => Some(ns),
+                Claim::Shared(_) => None,
+            })
+            .collect();
+        if let Some(relocation) = &exp.baseline.instance {
+            namespaces.extend(relocation.new_namespaces().map(str::to_string));
+        }
+        namespaces.sort();
+        namespaces.dedup();
+        namespaces
+    }
+
     fn emit(&self, event: RunEvent) {
         if let Some(tx) = &self.events {
             let _ = tx.send(event);
         }
     }
-}
-
-fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
-    progress.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Replays what a crashed run left in its journal.

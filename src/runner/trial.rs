@@ -12,12 +12,13 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::measure::MeasureSession;
-use super::{EventSender, RunEvent, Runner, TrialError, TrialReport};
-use crate::baseline::{ApplyError, SteadyError, SteadyState, apply_baseline};
+use super::{EventSender, Placement, RunEvent, TrialError, TrialReport, Worker};
+use crate::baseline::instance::INSTANCE_DELETE_TIMEOUT;
+use crate::baseline::{ApplyError, SteadyError, SteadyState, apply_baseline, delete_instance};
 use crate::detect::{self, diagnose, until_expected, watch_pod_signals};
 use crate::experiment::{LoadedExperiment, Recovery};
-use crate::fault::{FaultContext, FaultError};
-use crate::journal::JournalError;
+use crate::fault::{Claim, FaultContext, FaultError};
+use crate::journal::{JournalError, UndoAction};
 use crate::kobj::ObjectRef;
 use crate::slo;
 use crate::timeline::{EntryKind, Marks, Phase, Timeline};
@@ -27,6 +28,10 @@ use crate::timeline::{EntryKind, Marks, Phase, Timeline};
 /// same text.
 #[derive(Debug, thiserror::Error)]
 pub enum PhaseError {
+    /// The baseline instance's deletion could not be journaled, so it was
+    /// not applied.
+    #[error("the baseline instance could not be journaled: {0}")]
+    Journal(#[source] JournalError),
     /// The baseline's manifests could not be applied.
     #[error("{}", apply_message(.0))]
     Apply(#[source] ApplyError),
@@ -57,7 +62,7 @@ impl PhaseError {
     /// The phase that failed.
     pub fn phase(&self) -> Phase {
         match self {
-            Self::Apply(_) => Phase::Baseline,
+            Self::Journal(_) | Self::Apply(_) => Phase::Baseline,
             Self::NotSteady { .. } => Phase::SteadyState,
             Self::Inject(_) => Phase::Inject,
             Self::Detect(_) => Phase::Detect,
@@ -98,10 +103,14 @@ enum Stop {
     Failed(PhaseError),
 }
 
-impl Runner {
+impl Worker {
+    /// One trial of `exp` (an instance of the experiment when its baseline
+    /// was moved). Baseline objects applied in place go to `applied`; an
+    /// instance is deleted at the end of the trial.
     pub(super) async fn run_trial(
         &mut self,
         exp: &LoadedExperiment,
+        placement: &Placement,
         trial: u32,
         applied: &mut Vec<ObjectRef>,
     ) -> TrialReport {
@@ -123,10 +132,44 @@ impl Runner {
             error: None,
             interrupted: false,
         };
+        let owner = (self.index, trial);
+        self.shared
+            .holdings
+            .hold(owner, Worker::held_namespaces(exp));
+        self.note_placement(exp, placement, &mut t);
+        // The instance's namespaces are journaled before they exist, on a
+        // handle of their own: reverting the fault leaves them, a crash
+        // leaves them to `breakfix cleanup`.
+        let mut instance_journal = self.journal.handle();
+        let instance = exp.baseline.instance.as_ref().filter(|_| !self.shared.keep);
+        let mut journaled = Ok(());
+        if let Some(relocation) = instance {
+            let targets = relocation
+                .new_namespaces()
+                .map(|ns| ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "Namespace".into(),
+                    namespace: None,
+                    name: ns.to_string(),
+                })
+                .chain(relocation.renamed_cluster_objects());
+            for target in targets {
+                if let Err(e) =
+                    instance_journal.intend(&t.name, UndoAction::Delete { target, uid: None })
+                {
+                    journaled = Err(e);
+                    break;
+                }
+            }
+        }
         let mut session = None;
-        let result = self
-            .trial_body(exp, &mut t, &mut report, applied, &mut session)
-            .await;
+        let result = match journaled {
+            Ok(()) => {
+                self.trial_body(exp, &mut t, &mut report, applied, &mut session)
+                    .await
+            }
+            Err(e) => Err(Stop::Failed(PhaseError::Journal(e))),
+        };
         // Whatever happened above, nothing injected may stay behind.
         if !self.journal.pending().is_empty() {
             t.phase(Phase::Revert);
@@ -148,7 +191,11 @@ impl Runner {
                 report.error.get_or_insert(failed);
             }
         }
-        if let Some(session) = session {
+        if let Some(mut session) = session {
+            if let Some(from) = t.marks.injected {
+                let to = t.marks.recovered.unwrap_or_else(jiff::Timestamp::now);
+                session.set_others(self.shared.holdings.others(owner, from, to));
+            }
             report.measurements = session
                 .finish(&self.client, t.marks.injected, t.marks.recovered)
                 .await;
@@ -171,9 +218,62 @@ impl Runner {
                 report.error.get_or_insert(failed);
             }
         }
+        if let Some(relocation) = instance {
+            t.phase(Phase::Cleanup);
+            match delete_instance(&self.client, relocation, INSTANCE_DELETE_TIMEOUT).await {
+                Ok(()) => {
+                    let errors = instance_journal.revert_all(&self.client).await;
+                    let gone = relocation.new_namespaces().collect::<Vec<_>>().join(", ");
+                    t.record(EntryKind::Note {
+                        message: match errors.first() {
+                            None => format!("instance deleted: {gone}"),
+                            Some(e) => format!("instance deleted: {gone}; journal: {e}"),
+                        },
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("deleting the instance of {}: {e}", t.name);
+                    t.record(EntryKind::Note {
+                        message: format!(
+                            "instance not deleted ({e}); `breakfix cleanup` deletes it"
+                        ),
+                    });
+                }
+            }
+        }
+        self.shared.holdings.release(owner);
         report.marks = t.marks;
         report.timeline = t.timeline;
         report
+    }
+
+    /// Says on the timeline where the trial runs and what it holds.
+    fn note_placement(&self, exp: &LoadedExperiment, placement: &Placement, t: &mut Trial) {
+        let mut parts = Vec::new();
+        match (&exp.baseline.instance, &placement.in_place) {
+            (Some(relocation), _) => parts.push(format!(
+                "baseline instance in {}",
+                relocation.new_namespaces().collect::<Vec<_>>().join(", ")
+            )),
+            (None, Some(why)) => parts.push(format!("baseline in place: {why}")),
+            (None, None) => {}
+        }
+        let shared: Vec<String> = exp
+            .claims()
+            .iter()
+            .filter_map(|c| match c {
+                Claim::Shared(r) => Some(r.describe().to_string()),
+                Claim::Namespace(_) => None,
+            })
+            .collect();
+        if !shared.is_empty() {
+            parts.push(format!("runs alone: it breaks {}", shared.join(", ")));
+        }
+        if !parts.is_empty() {
+            t.record(EntryKind::Note {
+                message: parts.join("; "),
+            });
+        }
     }
 
     async fn trial_body(
@@ -194,7 +294,7 @@ impl Runner {
                 .map_err(PhaseError::Apply)
         })
         .await?;
-        if applied.is_empty() {
+        if applied.is_empty() && exp.baseline.instance.is_none() {
             *applied = objects;
         }
 

@@ -168,6 +168,10 @@ pub struct BlastRadiusMeasurement {
     pub excluded: Vec<String>,
     /// Workloads already unsteady at injection (not counted).
     pub unsteady_at_start: Vec<String>,
+    /// Namespaces other experiments of the run held while this one's fault
+    /// was in (not counted: what broke there was theirs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<String>,
     /// Each watched workload that left steady state, with when and why.
     pub affected: Vec<Disturbance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -112,9 +112,35 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+impl HumanDuration {
+    /// The duration as a file would write it, exact and parseable again
+    /// (`1m30s`, `500ms`, `2s250ms`), unlike the rounded [`fmt::Display`].
+    pub fn to_written(self) -> String {
+        let ms = self.0.as_millis();
+        let parts = [
+            (ms / 3_600_000, "h"),
+            (ms / 60_000 % 60, "m"),
+            (ms / 1000 % 60, "s"),
+            (ms % 1000, "ms"),
+        ];
+        let written: String = parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, unit)| format!("{n}{unit}"))
+            .collect();
+        if written.is_empty() {
+            "0s".into()
+        } else {
+            written
+        }
+    }
+}
+
+/// Serialized as written in files, so a serialized experiment reads back
+/// to the same durations.
 impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
+        serializer.serialize_str(&self.to_written())
     }
 }
 
@@ -159,6 +185,19 @@ mod tests {
     #[case("25h", DurationError::TooLong("25h".into()))]
     fn rejects_invalid_durations(#[case] input: &str, #[case] expected: DurationError) {
         assert_eq!(HumanDuration::parse(input).unwrap_err(), expected);
+    }
+
+    #[rstest]
+    #[case("500ms")]
+    #[case("30s")]
+    #[case("1m30s")]
+    #[case("2s250ms")]
+    #[case("1h1m1s1ms")]
+    fn serializes_as_written_and_reads_back(#[case] written: &str) {
+        let d = HumanDuration::parse(written).unwrap();
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, format!("\"{written}\""));
+        assert_eq!(serde_json::from_str::<HumanDuration>(&json).unwrap(), d);
     }
 
     #[rstest]

@@ -13,6 +13,7 @@ mod faults_probe;
 mod faults_rbac;
 mod faults_storm;
 mod gameday;
+mod instances;
 mod journal;
 mod measure;
 mod rbac;

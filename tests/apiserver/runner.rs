@@ -8,7 +8,11 @@
 //! signal. Scaled to what the quota allows, the same fault is harmless and
 //! the run must fail: nothing to detect.
 
-use breakfix::journal::JournalState;
+use std::num::NonZeroU32;
+
+use breakfix::journal::{JournalState, Record};
+use breakfix::runner::{Jobs, RunEvent};
+use breakfix::timeline::EntryKind;
 use breakfix::{Outcome, Runner, SignalKind, load_experiment};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
@@ -39,6 +43,17 @@ spec:
 /// Writes a baseline in namespace `ns` and an experiment that scales `web`
 /// to `replicas`, expecting the quota to refuse pods.
 fn experiment_files(dir: &std::path::Path, ns: &str, replicas: u32) -> std::path::PathBuf {
+    experiment_file(dir, ns, "scale-past-quota", replicas, "15s")
+}
+
+/// The same, named `name`, giving up on detection after `detect`.
+fn experiment_file(
+    dir: &std::path::Path,
+    ns: &str,
+    name: &str,
+    replicas: u32,
+    detect: &str,
+) -> std::path::PathBuf {
     let baseline = dir.join("baseline");
     std::fs::create_dir_all(baseline.join("manifests")).unwrap();
     std::fs::write(baseline.join("manifests/objects.yaml"), MANIFESTS).unwrap();
@@ -49,13 +64,13 @@ fn experiment_files(dir: &std::path::Path, ns: &str, replicas: u32) -> std::path
         ),
     )
     .unwrap();
-    let file = dir.join("scale-past-quota.yaml");
+    let file = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &file,
         format!(
             "apiVersion: breakfix.dev/v1alpha1
 kind: Experiment
-metadata: {{name: scale-past-quota}}
+metadata: {{name: {name}}}
 spec:
   baseline: baseline
   fault:
@@ -65,7 +80,7 @@ spec:
   expect:
     signals: [QuotaExceeded]
   slo: {{detectWithin: 10s, recoverWithin: 60s}}
-  timeouts: {{detect: 15s}}
+  timeouts: {{detect: {detect}}}
   settle: 1s
 "
         ),
@@ -117,4 +132,196 @@ async fn a_run_through_the_entry_point(#[case] replicas: u32, #[case] expected: 
         namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
         "the baseline's namespace is deleted"
     );
+}
+
+/// The journal's records, in order.
+fn records(path: &std::path::Path) -> Vec<Record> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// For each experiment named in the journal, how many undos it intended
+/// and how many of those were reverted.
+fn intents_and_reverts(records: &[Record]) -> std::collections::BTreeMap<String, (usize, usize)> {
+    let mut owner = std::collections::BTreeMap::new();
+    let mut out = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    for r in records {
+        match r {
+            Record::Intent {
+                seq, experiment, ..
+            } => {
+                owner.insert(*seq, experiment.clone());
+                out.entry(experiment.clone()).or_default().0 += 1;
+            }
+            Record::Reverted { seq, .. } => {
+                out.entry(owner[seq].clone()).or_default().1 += 1;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The namespace a trial's baseline instance ran in, from its timeline.
+fn instance_namespace(trial: &breakfix::runner::TrialReport) -> String {
+    trial
+        .timeline
+        .entries
+        .iter()
+        .find_map(|e| match &e.kind {
+            EntryKind::Note { message } => message
+                .strip_prefix("baseline instance in ")
+                .map(|rest| rest.split([',', ';']).next().unwrap_or(rest).to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no instance note in {:?}", trial.timeline.entries))
+}
+
+async fn gone(client: &kube::Client, ns: &str) -> bool {
+    Api::<Namespace>::all(client.clone())
+        .get_opt(ns)
+        .await
+        .unwrap()
+        .is_none()
+}
+
+#[tokio::test]
+async fn two_experiments_on_one_baseline_run_side_by_side_each_on_its_own_instance() {
+    let cp = breakfix::testkit::control_plane();
+    let client = cp.admin_client();
+    let ns = format!("side-{}", std::process::id() % 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let experiments = [
+        load_experiment(&experiment_file(dir.path(), &ns, "past-quota", 3, "15s")).unwrap(),
+        load_experiment(&experiment_file(dir.path(), &ns, "within-quota", 1, "15s")).unwrap(),
+    ];
+    let runner = Runner::builder(client.clone())
+        .journal_dir(dir.path().join("journal"))
+        .jobs(Jobs::Fixed(NonZeroU32::new(2).unwrap()))
+        .build()
+        .unwrap();
+    let journal = runner.journal_path().to_path_buf();
+    let report = runner.run(&experiments).await;
+
+    // In file order, with the verdicts each has alone.
+    let outcomes: Vec<_> = report
+        .experiments
+        .iter()
+        .map(|e| (e.name.as_str(), e.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("past-quota", Outcome::Passed),
+            ("within-quota", Outcome::Failed)
+        ]
+    );
+    let trials: Vec<_> = report.experiments.iter().map(|e| &e.trials[0]).collect();
+    // Each on an instance of its own, and at the same time.
+    let namespaces: Vec<String> = trials.iter().map(|t| instance_namespace(t)).collect();
+    assert!(
+        namespaces[0].starts_with(&format!("{ns}-bf-")),
+        "{namespaces:?}"
+    );
+    assert_ne!(namespaces[0], namespaces[1]);
+    let window = |t: &breakfix::runner::TrialReport| {
+        (
+            t.timeline.entries.first().unwrap().at,
+            t.timeline.entries.last().unwrap().at,
+        )
+    };
+    let (a, b) = (window(trials[0]), window(trials[1]));
+    assert!(
+        a.0 < b.1 && b.0 < a.1,
+        "the two ran side by side: {a:?} {b:?}"
+    );
+    assert!(
+        trials[0]
+            .injected
+            .as_deref()
+            .unwrap_or("")
+            .contains(&namespaces[0])
+    );
+    // Each reverted its own fault; the run closed its journal.
+    let state = JournalState::read(&journal).unwrap();
+    assert!(state.pending.is_empty(), "{:?}", state.pending);
+    assert!(state.finished);
+    for (experiment, (intents, reverts)) in intents_and_reverts(&records(&journal)) {
+        assert!(intents > 0);
+        assert_eq!(intents, reverts, "{experiment}: every undo reverted");
+    }
+    // And the instances are gone, the original namespace never made.
+    for ns in namespaces.iter().chain([&ns]) {
+        assert!(gone(&client, ns).await, "{ns} is gone");
+    }
+}
+
+#[tokio::test]
+async fn cancelled_with_four_live_every_one_is_reverted() {
+    let cp = breakfix::testkit::control_plane();
+    let client = cp.admin_client();
+    let ns = format!("four-{}", std::process::id() % 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    // Harmless faults that never show the signal: each stays in until the
+    // run is stopped.
+    let experiments: Vec<_> = (1..=4)
+        .map(|i| {
+            load_experiment(&experiment_file(
+                dir.path(),
+                &ns,
+                &format!("held-{i}"),
+                1,
+                "2m",
+            ))
+            .unwrap()
+        })
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let runner = Runner::builder(client.clone())
+        .journal_dir(dir.path().join("journal"))
+        .jobs(Jobs::Fixed(NonZeroU32::new(4).unwrap()))
+        .events(tx)
+        .cancel(cancel.clone())
+        .build()
+        .unwrap();
+    let journal = runner.journal_path().to_path_buf();
+    let run = tokio::spawn(async move { runner.run(&experiments).await });
+    let mut injected = std::collections::BTreeSet::new();
+    while injected.len() < 4 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv())
+            .await
+            .expect("four injections within a minute")
+            .expect("the run is still going");
+        if let RunEvent::Timeline {
+            experiment, entry, ..
+        } = event
+            && matches!(entry.kind, EntryKind::Injected { .. })
+        {
+            injected.insert(experiment);
+        }
+    }
+    let live = intents_and_reverts(&records(&journal));
+    assert_eq!(live.len(), 4, "four experiments journaled: {live:?}");
+    cancel.cancel();
+    let report = run.await.unwrap();
+
+    assert_eq!(report.exit_code(), 130);
+    assert_eq!(report.experiments.len(), 4);
+    for e in &report.experiments {
+        assert_eq!(e.outcome, Outcome::Interrupted, "{}", e.name);
+        assert!(e.trials[0].marks.reverted.is_some(), "{} reverted", e.name);
+        assert!(gone(&client, &instance_namespace(&e.trials[0])).await);
+    }
+    let state = JournalState::read(&journal).unwrap();
+    assert!(state.pending.is_empty(), "{:?}", state.pending);
+    assert!(state.finished);
+    let done = intents_and_reverts(&records(&journal));
+    assert_eq!(done.len(), 4);
+    for (experiment, (intents, reverts)) in done {
+        assert_eq!(intents, reverts, "{experiment}: every undo reverted");
+    }
 }

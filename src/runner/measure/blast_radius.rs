@@ -126,10 +126,12 @@ impl BlastWatch {
     }
 
     /// Stops watching and returns what was recorded between `from` and `to`,
-    /// leaving out the fault's target (`scope`).
+    /// leaving out the fault's target (`scope`) and the namespaces of other
+    /// experiments that ran beside this one (`others`).
     pub async fn finish(
         self,
         scope: Option<&Scope>,
+        others: &[String],
         from: Timestamp,
         to: Timestamp,
     ) -> BlastRadiusMeasurement {
@@ -138,14 +140,17 @@ impl BlastWatch {
             error: Some(format!("the blast-radius watch crashed: {e}")),
             ..Recorded::default()
         });
-        summarize(recorded, scope, from, to)
+        summarize(recorded, scope, others, from, to)
     }
 }
 
-/// Turns the recorded histories into the measurement (pure).
+/// Turns the recorded histories into the measurement (pure). Workloads in
+/// `others` (namespaces another experiment of the run held during the
+/// window) are not counted: what breaks there is that experiment's doing.
 pub fn summarize(
     recorded: Recorded,
     scope: Option<&Scope>,
+    others: &[String],
     from: Timestamp,
     to: Timestamp,
 ) -> BlastRadiusMeasurement {
@@ -156,6 +161,12 @@ pub fn summarize(
         ..BlastRadiusMeasurement::default()
     };
     for (key, history) in recorded.workloads {
+        if others.contains(&key.namespace) {
+            if !m.others.contains(&key.namespace) {
+                m.others.push(key.namespace.clone());
+            }
+            continue;
+        }
         if scope.is_some_and(|s| is_target(&key, &history.pod_labels, s)) {
             m.excluded.push(key.to_string());
             continue;
@@ -525,6 +536,7 @@ mod tests {
                 error: None,
             },
             Some(&scope("shop", Some("web"), None)),
+            &[],
             ts("00"),
             ts("30"),
         );

@@ -69,6 +69,9 @@ pub struct MeasureSession {
     conditions: Vec<ConditionWatch>,
     /// The fault's target, left out of the blast radius.
     target: Option<Scope>,
+    /// Namespaces of other experiments running beside this one, left out
+    /// of the blast radius.
+    others: Vec<String>,
 }
 
 impl MeasureSession {
@@ -102,6 +105,7 @@ impl MeasureSession {
             blast: None,
             conditions: Vec::new(),
             target: None,
+            others: Vec::new(),
         };
         let refs: Vec<&CanaryRef> = session
             .availability
@@ -210,6 +214,12 @@ impl MeasureSession {
         }
     }
 
+    /// Namespaces other experiments held during the fault window: the
+    /// blast radius does not count them.
+    pub fn set_others(&mut self, namespaces: Vec<String>) {
+        self.others = namespaces;
+    }
+
     /// Closes the session. `injected`..`until` is the fault window (`until`
     /// defaults to now); without an injection there is no window and
     /// nothing is reported.
@@ -221,7 +231,8 @@ impl MeasureSession {
     ) -> Measurements {
         let Some(from) = injected else {
             if let Some(b) = self.blast {
-                b.finish(None, Timestamp::now(), Timestamp::now()).await;
+                b.finish(None, &[], Timestamp::now(), Timestamp::now())
+                    .await;
             }
             for c in self.conditions {
                 c.finish(Timestamp::now(), Timestamp::now()).await;
@@ -248,7 +259,7 @@ impl MeasureSession {
             .map(|(l, window)| self.latency_measurement(l, *window));
         let to = until.unwrap_or_else(Timestamp::now);
         let blast_radius = match self.blast {
-            Some(b) => Some(b.finish(self.target.as_ref(), from, to).await),
+            Some(b) => Some(b.finish(self.target.as_ref(), &self.others, from, to).await),
             None => None,
         };
         let conditions =
