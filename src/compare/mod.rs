@@ -151,8 +151,9 @@ pub fn read_report(path: &Path) -> Result<RunReport, CompareError> {
 pub struct CompareOptions {
     /// Significance level of the Mann-Whitney U test.
     pub alpha: f64,
-    /// Trials both sides need before the rank test is used (with fewer,
-    /// the ranges must not overlap). Below 4 a two-sided test at 0.05 can
+    /// Trials both sides need before the rank test is used (with two or
+    /// three, the ranges must be apart by more than their spread; with one,
+    /// numbers alone decide nothing). Below 4 a two-sided test at 0.05 can
     /// never be significant.
     pub min_trials: usize,
     /// Smallest relative move of a duration's median that counts (0.2 = 20%).
@@ -163,8 +164,6 @@ pub struct CompareOptions {
     pub min_ratio: f64,
     /// Smallest move of a count (blast radius) that counts.
     pub min_count: f64,
-    /// With one trial on a side, how many floors a change must span.
-    pub single_trial_factor: f64,
 }
 
 impl Default for CompareOptions {
@@ -176,7 +175,6 @@ impl Default for CompareOptions {
             min_ms: 500.0,
             min_ratio: 0.01,
             min_count: 1.0,
-            single_trial_factor: 3.0,
         }
     }
 }
@@ -203,9 +201,6 @@ impl CompareOptions {
             if !(value.is_finite() && value >= 0.0) {
                 return bad(name, value, "a finite number ≥ 0");
             }
-        }
-        if !(self.single_trial_factor.is_finite() && self.single_trial_factor >= 1.0) {
-            return bad("singleTrialFactor", self.single_trial_factor, "≥ 1");
         }
         Ok(())
     }
@@ -600,7 +595,7 @@ fn experiment(
         return out;
     }
     out.slos = slos(eb, ea, options);
-    out.signals = signals(eb, ea);
+    out.signals = signals(eb, ea, options);
     if eb.outcome != ea.outcome {
         let line = format!(
             "{} before, {} after",
@@ -754,7 +749,11 @@ fn shown(trial: &TrialReport) -> BTreeSet<SignalKind> {
     set
 }
 
-fn signals(before: &ExperimentReport, after: &ExperimentReport) -> Vec<SignalComparison> {
+fn signals(
+    before: &ExperimentReport,
+    after: &ExperimentReport,
+    options: &CompareOptions,
+) -> Vec<SignalComparison> {
     // Only trials that reached injection could show anything.
     let injected = |e: &ExperimentReport| -> Vec<BTreeSet<SignalKind>> {
         e.trials
@@ -795,19 +794,26 @@ fn signals(before: &ExperimentReport, after: &ExperimentReport) -> Vec<SignalCom
                 "{}/{} trials before, {}/{} after",
                 cb.shown, cb.trials, ca.shown, ca.trials
             );
-            let (change, reason) = if always(cb) && never(ca) {
+            // Replaced by another expected signal in every trial after:
+            // a real change only when enough trials agree (a single trial
+            // may catch ErrImagePull or ImagePullBackOff first by chance).
+            let replaced = ta.iter().all(|t| !t.is_empty());
+            let enough = cb.trials.min(ca.trials) >= options.min_trials.max(1);
+            let (change, reason) = if always(cb) && never(ca) && (enough || !replaced) {
                 (
                     Change::Regression,
+                    format!("signal {k} no longer shows ({ratio}; after: {})", others(&ta, k)),
+                )
+            } else if always(cb) && never(ca) {
+                (
+                    Change::Erratic,
                     format!(
-                        "signal {k} no longer shows ({ratio}; after: {})",
+                        "signal {k} no longer shows ({ratio}; after: {}), too few trials to tell a change from chance",
                         others(&ta, k)
                     ),
                 )
-            } else if never(cb) && always(ca) {
-                (
-                    Change::Improvement,
-                    format!("signal {k} now shows ({ratio})"),
-                )
+            } else if never(cb) && always(ca) && enough {
+                (Change::Improvement, format!("signal {k} now shows ({ratio})"))
             } else if (cb.shown > 0 && never(ca)) || (never(cb) && ca.shown > 0) {
                 (
                     Change::Erratic,

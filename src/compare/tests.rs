@@ -225,6 +225,37 @@ fn a_signal_that_no_longer_shows_is_a_regression_in_detection() {
 }
 
 #[test]
+fn one_trial_catching_another_expected_signal_first_is_not_a_regression() {
+    let before = experiment("image-typo", &D[..1], &R[..1], SignalKind::ErrImagePull);
+    let after = experiment("image-typo", &D[..1], &R[..1], SignalKind::ImagePullBackOff);
+    let c = compared(vec![before], vec![after]);
+    let e = &c.experiments[0];
+    assert_eq!(e.change, Change::Erratic, "{:?}", e.reasons);
+    assert!(
+        e.reasons
+            .iter()
+            .any(|r| r.ends_with("too few trials to tell a change from chance")),
+        "{:?}",
+        e.reasons
+    );
+    assert_eq!(c.exit_code(), 0);
+}
+
+#[test]
+fn one_trial_that_shows_nothing_at_all_is_a_regression() {
+    let before = experiment("image-typo", &D[..1], &R[..1], SignalKind::ErrImagePull);
+    let after = experiment("image-typo", &[None], &R[..1], SignalKind::ErrImagePull);
+    let c = compared(vec![before], vec![after]);
+    let e = &c.experiments[0];
+    assert_eq!(e.change, Change::Regression, "{:?}", e.reasons);
+    assert!(
+        e.signals[0].reason.contains("after: no expected signal"),
+        "{:?}",
+        e.signals
+    );
+}
+
+#[test]
 fn a_fault_no_longer_detected_regresses_in_timing_verdict_and_signal() {
     let before = experiment("image-typo", &D, &R, SignalKind::ErrImagePull);
     let after = experiment("image-typo", &[None; 5], &R, SignalKind::ErrImagePull);
@@ -387,7 +418,7 @@ fn the_comparison_round_trips_through_json() {
 #[case(CompareOptions { alpha: 1.5, ..CompareOptions::default() }, "alpha")]
 #[case(CompareOptions { min_ms: -1.0, ..CompareOptions::default() }, "minMs")]
 #[case(CompareOptions { min_change: f64::NAN, ..CompareOptions::default() }, "minChange")]
-#[case(CompareOptions { single_trial_factor: 0.5, ..CompareOptions::default() }, "singleTrialFactor")]
+#[case(CompareOptions { min_count: f64::INFINITY, ..CompareOptions::default() }, "minCount")]
 fn bad_options_are_refused(#[case] options: CompareOptions, #[case] name: &str) {
     let r = run("r", vec![]);
     match compare(&r, &r, &options) {

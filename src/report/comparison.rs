@@ -42,15 +42,14 @@ pub fn noise_rule(c: &Comparison) -> String {
     let o = &c.options;
     format!(
         "a change counts beyond max({}, {:.0}%) for durations, {} for availability, {} for counts, \
-         and beyond the noise: Mann-Whitney U at p < {} with ≥ {} trials a side, else non-overlapping ranges \
-         (one trial a side: {}× the floor); met → missed always counts",
+         and beyond the noise: Mann-Whitney U at p < {} with ≥ {} trials a side; with fewer, ranges apart by more than their spread; \
+         with one trial, numbers alone never count; met → missed always counts",
         Unit::Ms.format(o.min_ms),
         o.min_change * 100.0,
         points(o.min_ratio),
         o.min_count,
         o.alpha,
         o.min_trials,
-        o.single_trial_factor
     )
 }
 
@@ -534,7 +533,7 @@ mod tests {
     #[case("EXPERIMENT       CHANGE        DETECT p50          RECOVER p50          TRIALS")]
     #[case("image-typo       REGRESSION    3.8s → 3.8s         12.0s → 1m35s        3 → 3")]
     #[case(
-        "    ✗ recoverWithin: met → missed (1m00s at p50: 1m39s); median 12.0s → 1m35s (+1m23s, +692%): beyond the noise (the trials' ranges do not overlap, 3 vs 3 trials)"
+        "    ✗ recoverWithin: met → missed (1m00s at p50: 1m39s); median 12.0s → 1m35s (+1m23s, +692%): beyond the noise (the ranges are apart by more than either side's spread, 3 vs 3 trials)"
     )]
     #[case("rbac-binding     ERROR")]
     #[case("coredns-squeeze  only before")]
