@@ -15,6 +15,7 @@ mod generic;
 mod image_typo;
 mod node_loss;
 mod selector_mismatch;
+mod shards;
 mod slos;
 mod support;
 mod trial;

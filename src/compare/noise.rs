@@ -12,7 +12,9 @@
 //!    must differ by at least a floor: for durations the larger of
 //!    [`CompareOptions::min_ms`] and [`CompareOptions::min_change`] of the
 //!    before median; for availability [`CompareOptions::min_ratio`]
-//!    (percentage points); for counts [`CompareOptions::min_count`]. A
+//!    (percentage points); for counts [`CompareOptions::min_count`]; for
+//!    factors (latency against a baseline window) `min_change` of the
+//!    before median. A
 //!    smaller change is `unchanged`, however consistent: it is not worth a
 //!    red pull request.
 //! 2. **Noise.** With at least [`CompareOptions::min_trials`] trials on
