@@ -273,22 +273,44 @@ const LIST_WIDTH: usize = 100;
 fn render_catalogue(entries: &[breakfix::fault::CatalogueEntry], width: usize) -> String {
     use breakfix::vocab::SignalKind;
     let mut out = format!(
-        "{} faults (keys under `spec.fault`; `breakfix schema` lists their settings)\n\n",
+        "{} faults (keys under `spec.fault`; `breakfix schema` lists their settings)\n\
+         signals: every signal a fault can produce, what spec.expect.signals may name\n\
+         default: what counts as detection when spec.expect.signals is empty\n\n",
         entries.len()
     );
+    let names = |signals: &[SignalKind]| {
+        signals
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for e in entries {
         let signals = if e.signals == SignalKind::ALL {
             "any: list the ones you expect in spec.expect.signals".to_string()
         } else {
-            e.signals
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(e.signals)
         };
+        let default = if e.default_signals.is_empty() {
+            "none: spec.expect.signals is required".to_string()
+        } else {
+            names(e.default_signals)
+        };
+        let mut lines = vec![
+            ("what", e.what),
+            ("signals", &signals),
+            ("default", &default),
+        ];
+        if e.self_healing {
+            lines.push((
+                "heals",
+                "by itself: `recovery: selfHeal` waits for Kubernetes",
+            ));
+        }
+        lines.push(("story", e.story));
         out.push_str(e.fault);
         out.push('\n');
-        for (label, text) in [("what", e.what), ("signals", &signals), ("story", e.story)] {
+        for (label, text) in lines {
             out.push_str(&wrap_labelled(label, text, width));
         }
         out.push('\n');
@@ -346,6 +368,11 @@ mod list_tests {
             text.contains("signals  any: list the ones you expect"),
             "{text}"
         );
+        assert!(
+            text.contains("default  none: spec.expect.signals is required"),
+            "{text}"
+        );
+        assert!(text.contains("heals    by itself"), "{text}");
         assert!(
             text.lines().all(|l| l.chars().count() <= LIST_WIDTH),
             "{text}"

@@ -27,14 +27,6 @@ use crate::detect::Scope;
 use crate::detect::surge::{SurgeBound, watch_surge};
 use crate::vocab::{HumanDuration, Name, SignalKind};
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "cronJobStorm",
-    what: "creates CronJobs firing every minute with concurrencyPolicy Allow, jobs that sleep longer than the schedule and no history limits; Jobs and Pods pile up (revert deletes CronJobs, Jobs and Pods)",
-    signals: SUPPORTED,
-    story: "Zalando (KubeCon 2019): a CronJob with its concurrencyPolicy at the wrong level flooded the cluster with pods until the API server fell over; lesson: a ResourceQuota on the number of pods",
-};
-
 const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::PodSurge];
 const SUPPORTED: &[SignalKind] = &[
     SignalKind::PodSurge,
@@ -228,13 +220,11 @@ pub fn check_schedule(schedule: &str) -> Result<(), String> {
 }
 
 impl Fault for CronJobStorm {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "cronJobStorm";
+    const SUMMARY: &'static str = "creates CronJobs firing every minute with concurrencyPolicy Allow, jobs that sleep longer than the schedule and no history limits; Jobs and Pods pile up (revert deletes CronJobs, Jobs and Pods)";
+    const STORY: &'static str = "Zalando (KubeCon 2019): a CronJob with its concurrencyPolicy at the wrong level flooded the cluster with pods until the API server fell over; lesson: a ResourceQuota on the number of pods";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.namespace.as_str())

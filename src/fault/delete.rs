@@ -16,14 +16,6 @@ use super::generic::{
 use super::{Fault, FaultContext, FaultError, Injection};
 use crate::vocab::{Name, SignalKind};
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "delete",
-    what: "deletes any object (apiVersion/kind/namespace/name); the revert recreates it from the journaled snapshot; you list the signals its loss should cause",
-    signals: SignalKind::ALL,
-    story: "Zalando (KubeCon 2019), incident #4: a cleanup list deleted objects others relied on (\"deletions.yaml\"); name any object and see what its loss breaks",
-};
-
 /// The delete fault's settings.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -35,13 +27,11 @@ pub struct DeleteObject {
 }
 
 impl Fault for DeleteObject {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        &[]
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SignalKind::ALL
-    }
+    const KEY: &'static str = "delete";
+    const SUMMARY: &'static str = "deletes any object (apiVersion/kind/namespace/name); the revert recreates it from the journaled snapshot; you list the signals its loss should cause";
+    const STORY: &'static str = "Zalando (KubeCon 2019), incident #4: a cleanup list deleted objects others relied on (\"deletions.yaml\"); name any object and see what its loss breaks";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = &[];
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SignalKind::ALL;
 
     fn namespace(&self) -> Option<&str> {
         self.target.namespace.as_ref().map(Name::as_str)

@@ -4,27 +4,16 @@
 //! ErrImagePull / ImagePullBackOff, the rollout stalls, and the old
 //! ReplicaSet keeps serving only as long as maxUnavailable allows.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Patch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::target::LiveDeployment;
 use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
-use crate::detect::Scope;
-use crate::kobj::ObjectRef;
 use crate::vocab::SignalKind;
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "imageTypo",
-    what: "changes a container image (tag or repository, app or init container) to one that does not exist; new pods cannot pull it and the rollout stalls while the old ReplicaSet keeps serving",
-    signals: SUPPORTED,
-    story: "\"Build, Break, and Survive\" (2025): a one-letter typo in an image tag leaves new pods in ImagePullBackOff while the rollout stalls",
-};
-
-pub(crate) const DEFAULT_SIGNALS: &[SignalKind] =
-    &[SignalKind::ErrImagePull, SignalKind::ImagePullBackOff];
+const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::ErrImagePull, SignalKind::ImagePullBackOff];
 const SUPPORTED: &[SignalKind] = &[
     SignalKind::ErrImagePull,
     SignalKind::ImagePullBackOff,
@@ -63,13 +52,11 @@ pub struct ImageTypo {
 }
 
 impl Fault for ImageTypo {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "imageTypo";
+    const SUMMARY: &'static str = "changes a container image (tag or repository, app or init container) to one that does not exist; new pods cannot pull it and the rollout stalls while the old ReplicaSet keeps serving";
+    const STORY: &'static str = "\"Build, Break, and Survive\" (2025): a one-letter typo in an image tag leaves new pods in ImagePullBackOff while the rollout stalls";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
@@ -83,28 +70,15 @@ impl Fault for ImageTypo {
     }
 
     async fn inject(&self, ctx: &mut FaultContext<'_>) -> Result<Injection, FaultError> {
-        let ns = self.target.namespace.as_str();
-        let name = self.target.deployment.as_str();
-        let target = ObjectRef::namespaced("apps/v1", "Deployment", ns, name);
-        let live = ctx.get(&target).await?;
-        let deployment: Deployment = live.try_parse().map_err(|e| FaultError::Decode {
-            what: target.to_string(),
-            detail: e.to_string(),
-        })?;
-        let pod_spec = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .ok_or_else(|| FaultError::Target(format!("{target} has no pod template")))?;
-        let containers = if self.init_container {
-            pod_spec.init_containers.clone().unwrap_or_default()
+        let live = LiveDeployment::fetch(ctx, &self.target).await?;
+        let pod_spec = live.pod_spec()?;
+        let (containers, list) = if self.init_container {
+            (
+                pod_spec.init_containers.clone().unwrap_or_default(),
+                "initContainers",
+            )
         } else {
-            pod_spec.containers.clone()
-        };
-        let list = if self.init_container {
-            "initContainers"
-        } else {
-            "containers"
+            (pod_spec.containers.clone(), "containers")
         };
         let container = match &self.container {
             Some(c) => containers.iter().find(|x| &x.name == c),
@@ -112,7 +86,8 @@ impl Fault for ImageTypo {
         }
         .ok_or_else(|| {
             FaultError::Target(format!(
-                "{target} has no such container in spec.template.spec.{list}"
+                "{} has no such container in spec.template.spec.{list}",
+                live.target
             ))
         })?;
         let current = container.image.clone().unwrap_or_default();
@@ -121,30 +96,13 @@ impl Fault for ImageTypo {
             .clone()
             .unwrap_or_else(|| misspell(&current, self.typo));
         let patch = json!({"spec": {"template": {"spec": {list: [{"name": container.name, "image": broken}]}}}});
-        ctx.patch(&target, &Patch::Strategic(patch)).await?;
-        let selector = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|labels| {
-                labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            });
+        ctx.patch(&live.target, &Patch::Strategic(patch)).await?;
         Ok(Injection {
             summary: format!(
-                "{target}: container {} image {current} → {broken}",
-                container.name
+                "{}: container {} image {current} → {broken}",
+                live.target, container.name
             ),
-            scope: Scope {
-                namespace: ns.to_string(),
-                pod_selector: selector,
-                event_name_prefix: Some(format!("{name}-")),
-                not_before: jiff::Timestamp::now(),
-                deployment: Some(name.to_string()),
-            },
+            scope: live.scope(),
             extra: Vec::new(),
         })
     }

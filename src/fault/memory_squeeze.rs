@@ -28,14 +28,6 @@ use super::{Claim, DeploymentRef, Fault, FaultContext, FaultError, Injection, Sh
 use crate::detect::canary::{CanaryRef, watch_dns_failures};
 use crate::vocab::{Name, SignalKind};
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "memorySqueeze",
-    what: "lowers a container's memory limit (CoreDNS by default) and drives DNS query load (ndots:5 search-list expansion, unique names) until it is exceeded",
-    signals: DEFAULT_SIGNALS,
-    story: "Zalando (2019), incident #1: a DNS query spike (no client caching, ndots:5) pushed CoreDNS past its fixed memory limit; OOMKilled, cluster DNS down",
-};
-
 const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::OOMKilled, SignalKind::DnsFailures];
 const SUPPORTED: &[SignalKind] = &[
     SignalKind::OOMKilled,
@@ -195,13 +187,11 @@ pub fn load_pod(name: &str, load: &DnsLoad, names: &[String]) -> Result<DynamicO
 }
 
 impl Fault for MemorySqueeze {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "memorySqueeze";
+    const SUMMARY: &'static str = "lowers a container's memory limit (CoreDNS by default) and drives DNS query load (ndots:5 search-list expansion, unique names) until it is exceeded";
+    const STORY: &'static str = "Zalando (2019), incident #1: a DNS query spike (no client caching, ndots:5) pushed CoreDNS past its fixed memory limit; OOMKilled, cluster DNS down";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())

@@ -22,14 +22,6 @@ use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
 use crate::kobj::ObjectRef;
 use crate::vocab::SignalKind;
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "missingMount",
-    what: "deletes a Secret/ConfigMap a Deployment mounts or reads env from (then rolls it out), or points its references at a missing name",
-    signals: DEFAULT_SIGNALS,
-    story: "Zalando (2019), incident #5: `secrets \"outfit-delivery-api-credentials\" not found` in MountVolume.SetUp, and all new deployments failed",
-};
-
 const DEFAULT_SIGNALS: &[SignalKind] = &[
     SignalKind::FailedMount,
     SignalKind::CreateContainerConfigError,
@@ -295,13 +287,11 @@ impl MissingMount {
 }
 
 impl Fault for MissingMount {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "missingMount";
+    const SUMMARY: &'static str = "deletes a Secret/ConfigMap a Deployment mounts or reads env from (then rolls it out), or points its references at a missing name";
+    const STORY: &'static str = "Zalando (2019), incident #5: `secrets \"outfit-delivery-api-credentials\" not found` in MountVolume.SetUp, and all new deployments failed";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())

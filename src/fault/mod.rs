@@ -81,21 +81,37 @@ impl std::fmt::Debug for Injection {
     }
 }
 
-/// The behaviour every fault shares.
+/// The behaviour every fault shares, and what the catalogue says of it.
+///
+/// Each fault declares its catalogue entry here, once: its key, summary,
+/// story, signals and whether it heals by itself. `breakfix list`, the
+/// validation of `expect.signals` and `recovery: selfHeal` all read these.
 pub trait Fault {
-    /// Signals that count as detection when the experiment names none.
-    fn default_signals(&self) -> &'static [SignalKind];
-    /// Every signal this fault can produce.
-    fn supported_signals(&self) -> &'static [SignalKind];
+    /// The fault's key under `spec.fault` (`imageTypo`); serde reads the
+    /// same key (a test checks they agree).
+    const KEY: &'static str;
+    /// What the fault does to the cluster, and how it is undone.
+    const SUMMARY: &'static str;
+    /// The incident behind the fault.
+    const STORY: &'static str;
+    /// Signals that count as detection when the experiment names none
+    /// (for a fault whose settings choose them, every one it may choose).
+    const DEFAULT_SIGNALS: &'static [SignalKind];
+    /// Every signal the fault can produce: what `expect.signals` may name.
+    const SUPPORTED_SIGNALS: &'static [SignalKind];
+    /// Whether Kubernetes heals the fault without a revert (`recovery: selfHeal`).
+    const SELF_HEALING: bool = false;
+
+    /// Signals that count as detection for these settings when the
+    /// experiment names none; by default [`Fault::DEFAULT_SIGNALS`].
+    fn default_signals(&self) -> &'static [SignalKind] {
+        Self::DEFAULT_SIGNALS
+    }
     /// The namespace the fault acts in.
     fn namespace(&self) -> Option<&str>;
     /// Checks that need more than types (mutually exclusive options, …).
     fn validate(&self) -> Result<(), String> {
         Ok(())
-    }
-    /// Whether Kubernetes heals this fault without a revert.
-    fn can_self_heal(&self) -> bool {
-        false
     }
     /// What the fault needs to itself while it is in (see [`Claim`]). The
     /// default: the namespace it acts in, or the whole cluster when it acts
@@ -118,12 +134,13 @@ pub struct DeploymentRef {
     pub deployment: crate::vocab::Name,
 }
 
-/// Declares the fault catalogue once: the [`FaultSpec`] enum (one variant
-/// per fault, keyed in files by its camelCase name), its dispatch to
-/// [`Fault`], and the catalogue `breakfix list` prints. Adding a fault means
-/// one line here plus its module.
+/// Declares the faults once: the [`FaultSpec`] enum (one variant per
+/// fault, keyed in files by its camelCase name, which must be the fault's
+/// [`Fault::KEY`]), its dispatch to [`Fault`], and the catalogue `breakfix
+/// list` prints from each fault's declarations. Adding a fault means one
+/// line here plus its module.
 macro_rules! faults {
-    ($($variant:ident($ty:ty) => $key:literal, $entry:path;)+) => {
+    ($($variant:ident($ty:ty);)+) => {
         /// The fault an experiment injects: exactly one key.
         #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
         #[serde(rename_all = "camelCase")]
@@ -143,40 +160,52 @@ macro_rules! faults {
             /// The fault's key as written in files (`imageTypo`).
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $(FaultSpec::$variant(_) => $key,)+
+                    $(FaultSpec::$variant(_) => <$ty as Fault>::KEY,)+
+                }
+            }
+
+            /// Every signal this fault can produce.
+            pub fn supported_signals(&self) -> &'static [SignalKind] {
+                match self {
+                    $(FaultSpec::$variant(_) => <$ty as Fault>::SUPPORTED_SIGNALS,)+
+                }
+            }
+
+            /// Whether Kubernetes heals this fault without a revert.
+            pub fn can_self_heal(&self) -> bool {
+                match self {
+                    $(FaultSpec::$variant(_) => <$ty as Fault>::SELF_HEALING,)+
                 }
             }
         }
 
-        /// The fault catalogue, with the failure story behind each fault.
+        /// The fault catalogue, from each fault's declarations, in the
+        /// order of [`FaultSpec`].
         pub fn catalogue() -> Vec<CatalogueEntry> {
-            vec![$($entry,)+]
+            vec![$(CatalogueEntry::of::<$ty>(),)+]
         }
     };
 }
 
 faults! {
-    ImageTypo(ImageTypo) => "imageTypo", image_typo::CATALOGUE;
-    ProbeMisconfig(ProbeMisconfig) => "probeMisconfig", probe_misconfig::CATALOGUE;
-    MemorySqueeze(MemorySqueeze) => "memorySqueeze", memory_squeeze::CATALOGUE;
-    RbacBindingDelete(RbacBindingDelete) => "rbacBindingDelete", rbac_binding_delete::CATALOGUE;
-    MissingMount(MissingMount) => "missingMount", missing_mount::CATALOGUE;
-    PodKill(PodKill) => "podKill", pod_kill::CATALOGUE;
-    CronJobStorm(CronJobStorm) => "cronJobStorm", cron_job_storm::CATALOGUE;
-    SelectorMismatch(SelectorMismatch) => "selectorMismatch", selector_mismatch::CATALOGUE;
-    NodeLoss(NodeLoss) => "nodeLoss", node_loss::CATALOGUE;
-    Patch(PatchObject) => "patch", patch::CATALOGUE;
-    Delete(DeleteObject) => "delete", delete::CATALOGUE;
-    Scale(Scale) => "scale", scale::CATALOGUE;
+    ImageTypo(ImageTypo);
+    ProbeMisconfig(ProbeMisconfig);
+    MemorySqueeze(MemorySqueeze);
+    RbacBindingDelete(RbacBindingDelete);
+    MissingMount(MissingMount);
+    PodKill(PodKill);
+    CronJobStorm(CronJobStorm);
+    SelectorMismatch(SelectorMismatch);
+    NodeLoss(NodeLoss);
+    Patch(PatchObject);
+    Delete(DeleteObject);
+    Scale(Scale);
 }
 
 impl FaultSpec {
+    /// Signals that count as detection when the experiment names none.
     pub fn default_signals(&self) -> &'static [SignalKind] {
         dispatch!(self, f => f.default_signals())
-    }
-
-    pub fn supported_signals(&self) -> &'static [SignalKind] {
-        dispatch!(self, f => f.supported_signals())
     }
 
     pub fn namespace(&self) -> Option<&str> {
@@ -185,10 +214,6 @@ impl FaultSpec {
 
     pub fn validate(&self) -> Result<(), String> {
         dispatch!(self, f => f.validate())
-    }
-
-    pub fn can_self_heal(&self) -> bool {
-        dispatch!(self, f => f.can_self_heal())
     }
 
     /// What the fault needs to itself while it is in, sorted.
@@ -297,14 +322,41 @@ impl SharedResource {
     }
 }
 
-/// One row of `breakfix list`.
+/// One fault of `breakfix list`, as the fault declares itself.
+///
+/// `signals` means one thing here and everywhere in the catalogue: every
+/// signal the fault can produce, which `expect.signals` may name.
+/// `default_signals` are those that count as detection when the experiment
+/// names none.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogueEntry {
+    /// The key under `spec.fault`.
     pub fault: &'static str,
+    /// What it does.
     pub what: &'static str,
+    /// Every signal it can produce.
     pub signals: &'static [SignalKind],
+    /// What counts as detection when `expect.signals` is empty.
+    pub default_signals: &'static [SignalKind],
+    /// Whether it heals by itself (`recovery: selfHeal`).
+    pub self_healing: bool,
+    /// The incident behind it.
     pub story: &'static str,
+}
+
+impl CatalogueEntry {
+    /// The entry fault `F` declares.
+    pub fn of<F: Fault>() -> Self {
+        Self {
+            fault: F::KEY,
+            what: F::SUMMARY,
+            signals: F::SUPPORTED_SIGNALS,
+            default_signals: F::DEFAULT_SIGNALS,
+            self_healing: F::SELF_HEALING,
+            story: F::STORY,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -349,5 +401,64 @@ mod tests {
             f.is_cluster_scoped(),
             claims.iter().any(|c| matches!(c, Claim::Shared(_)))
         );
+    }
+
+    /// The keys serde reads under `spec.fault`, in variant order, from the
+    /// JSON Schema it derives.
+    fn serde_keys() -> Vec<String> {
+        let schema = serde_json::to_value(schemars::schema_for!(FaultSpec)).expect("a schema");
+        schema["oneOf"]
+            .as_array()
+            .expect("one schema per variant")
+            .iter()
+            .map(|v| {
+                v["required"][0]
+                    .as_str()
+                    .expect("a single required key")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_key_serde_reads_is_the_key_each_fault_declares() {
+        let declared: Vec<String> = catalogue().iter().map(|e| e.fault.to_string()).collect();
+        assert_eq!(serde_keys(), declared);
+    }
+
+    #[test]
+    fn defaults_are_signals_the_fault_can_produce() {
+        for e in catalogue() {
+            for s in e.default_signals {
+                assert!(
+                    e.signals.contains(s),
+                    "{}: default {s} is not supported",
+                    e.fault
+                );
+            }
+        }
+    }
+
+    #[rstest]
+    #[case("imageTypo: {target: {namespace: shop, deployment: web}, typo: tag}")]
+    #[case("podKill: {target: {namespace: shop, deployment: web}}")]
+    #[case(
+        "probeMisconfig: {target: {namespace: shop, deployment: web}, mistake: readinessFailing}"
+    )]
+    #[case(
+        "probeMisconfig: {target: {namespace: shop, deployment: web}, mistake: startupTooShort}"
+    )]
+    #[case("scale: {target: {namespace: shop, name: web}, replicas: 0}")]
+    fn an_instance_reads_its_declarations(#[case] yaml: &str) {
+        let f = fault(yaml);
+        let entry = catalogue()
+            .into_iter()
+            .find(|e| e.fault == f.kind())
+            .expect("in the catalogue");
+        assert_eq!(f.supported_signals(), entry.signals);
+        assert_eq!(f.can_self_heal(), entry.self_healing);
+        for s in f.default_signals() {
+            assert!(entry.default_signals.contains(s), "{yaml}: {s}");
+        }
     }
 }

@@ -32,14 +32,6 @@ use crate::detect::nodes::watch_nodes;
 use crate::detect::selector::selector_string;
 use crate::vocab::SignalKind;
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "nodeLoss",
-    what: "stops a worker node's container on a kind cluster (docker stop); the node goes NotReady and its pods are evicted and rescheduled (revert: docker start)",
-    signals: SUPPORTED,
-    story: "\"Picture-story Kubernetes\" and Zalando (2019): a node disappears and the cluster must reschedule around it; how long until anyone notices, and until the workloads are whole again?",
-};
-
 const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::NodeNotReady];
 const SUPPORTED: &[SignalKind] = &[
     SignalKind::NodeNotReady,
@@ -118,13 +110,11 @@ async fn container_cluster(container: &str) -> Result<String, FaultError> {
 }
 
 impl Fault for NodeLoss {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "nodeLoss";
+    const SUMMARY: &'static str = "stops a worker node's container on a kind cluster (docker stop); the node goes NotReady and its pods are evicted and rescheduled (revert: docker start)";
+    const STORY: &'static str = "\"Picture-story Kubernetes\" and Zalando (2019): a node disappears and the cluster must reschedule around it; how long until anyone notices, and until the workloads are whole again?";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
     /// None: a node belongs to the whole cluster, so this fault is
     /// cluster-scoped and runs alone.

@@ -17,14 +17,6 @@ use super::generic::{
 use super::{Fault, FaultContext, FaultError, Injection};
 use crate::vocab::{Name, SignalKind};
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "patch",
-    what: "patches any object (apiVersion/kind/namespace/name) with a merge, JSON or strategic-merge patch written in YAML; you list the signals it should cause",
-    signals: SignalKind::ALL,
-    story: "Pusher (KubeCon 2019), \"Oh Sh*t! The Config Changed!\": one changed field in a live object took production down; write that change as a patch and see who notices",
-};
-
 /// How the patch body is read by the API server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -100,13 +92,11 @@ impl PatchObject {
 }
 
 impl Fault for PatchObject {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        &[]
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SignalKind::ALL
-    }
+    const KEY: &'static str = "patch";
+    const SUMMARY: &'static str = "patches any object (apiVersion/kind/namespace/name) with a merge, JSON or strategic-merge patch written in YAML; you list the signals it should cause";
+    const STORY: &'static str = "Pusher (KubeCon 2019), \"Oh Sh*t! The Config Changed!\": one changed field in a live object took production down; write that change as a patch and see who notices";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = &[];
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SignalKind::ALL;
 
     fn namespace(&self) -> Option<&str> {
         self.target.namespace.as_ref().map(Name::as_str)
@@ -208,6 +198,6 @@ mod tests {
             "{TARGET}patch: {{metadata: {{labels: {{a: b}}}}}}\n"
         ));
         assert!(f.default_signals().is_empty());
-        assert_eq!(f.supported_signals(), SignalKind::ALL);
+        assert_eq!(PatchObject::SUPPORTED_SIGNALS, SignalKind::ALL);
     }
 }

@@ -19,14 +19,6 @@ use crate::detect::gone::watch_pod_deletions_listed;
 use crate::kobj::ObjectRef;
 use crate::vocab::SignalKind;
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "podKill",
-    what: "deletes N running pods of a Deployment; its ReplicaSet must replace them (self-healing, no revert)",
-    signals: DEFAULT_SIGNALS,
-    story: "\"Picture-story Kubernetes\" (2021) and the incident-manager course: pods die (node loss, eviction, a stray kubectl delete) and the reconciliation loop must restore the replica count",
-};
-
 const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::PodGone];
 const SUPPORTED: &[SignalKind] = &[SignalKind::PodGone, SignalKind::Unready];
 /// How long the pod watch may take to list before the deletion.
@@ -51,13 +43,12 @@ fn one() -> u32 {
 }
 
 impl Fault for PodKill {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "podKill";
+    const SUMMARY: &'static str = "deletes N running pods of a Deployment; its ReplicaSet must replace them (self-healing, no revert)";
+    const STORY: &'static str = "\"Picture-story Kubernetes\" (2021) and the incident-manager course: pods die (node loss, eviction, a stray kubectl delete) and the reconciliation loop must restore the replica count";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
+    const SELF_HEALING: bool = true;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
@@ -68,10 +59,6 @@ impl Fault for PodKill {
             return Err("count must be at least 1".into());
         }
         Ok(())
-    }
-
-    fn can_self_heal(&self) -> bool {
-        true
     }
 
     async fn inject(&self, ctx: &mut FaultContext<'_>) -> Result<Injection, FaultError> {

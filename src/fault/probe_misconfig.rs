@@ -32,21 +32,14 @@ use super::{DeploymentRef, Fault, FaultContext, FaultError, Injection};
 use crate::detect::endpoints::watch_service_endpoints;
 use crate::vocab::{HumanDuration, SignalKind};
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "probeMisconfig",
-    what: "misconfigures one probe: liveness on a wrong port/path or with a too-tight timeout, readiness failing, startup allowance too short, liveness = readiness under load",
-    signals: &[
-        SignalKind::Restarted,
-        SignalKind::CrashLoopBackOff,
-        SignalKind::ProbeTimeout,
-        SignalKind::ReadinessFailed,
-        SignalKind::EndpointsEmpty,
-        SignalKind::StartupFailed,
-    ],
-    story: "Zalando (2019): \"wrong readinessprobe\" and \"livenessprobe = readinessprobe\" among the commonest mistakes; \"Build, Break, and Survive\" (2025): misconfigured probes keep apps from starting",
-};
-
+/// Every signal some mistake counts as detection ([`ProbeMistake::signals`]).
+const DEFAULT_SIGNALS: &[SignalKind] = &[
+    SignalKind::Restarted,
+    SignalKind::CrashLoopBackOff,
+    SignalKind::ProbeTimeout,
+    SignalKind::ReadinessFailed,
+    SignalKind::StartupFailed,
+];
 const SUPPORTED: &[SignalKind] = &[
     SignalKind::Restarted,
     SignalKind::CrashLoopBackOff,
@@ -375,12 +368,14 @@ pub fn load_pod(
 }
 
 impl Fault for ProbeMisconfig {
+    const KEY: &'static str = "probeMisconfig";
+    const SUMMARY: &'static str = "misconfigures one probe: liveness on a wrong port/path or with a too-tight timeout, readiness failing, startup allowance too short, liveness = readiness under load";
+    const STORY: &'static str = "Zalando (2019): \"wrong readinessprobe\" and \"livenessprobe = readinessprobe\" among the commonest mistakes; \"Build, Break, and Survive\" (2025): misconfigured probes keep apps from starting";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
+
     fn default_signals(&self) -> &'static [SignalKind] {
         self.mistake.signals()
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
     }
 
     fn namespace(&self) -> Option<&str> {

@@ -26,14 +26,6 @@ use crate::detect::{Observation, Scope, SignalStream};
 use crate::kobj::ObjectRef;
 use crate::vocab::SignalKind;
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "rbacBindingDelete",
-    what: "deletes a RoleBinding/ClusterRoleBinding a workload's ServiceAccount relies on; the exact object is restored",
-    signals: DEFAULT_SIGNALS,
-    story: "Zalando (2019), incident #4: RoleBindings and a ClusterRoleBinding removed by a cleanup list; flannel got `Unauthorized` listing nodes and the network split",
-};
-
 const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::Forbidden];
 const SUPPORTED: &[SignalKind] = &[
     SignalKind::Forbidden,
@@ -86,13 +78,11 @@ pub struct RbacBindingDelete {
 }
 
 impl Fault for RbacBindingDelete {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "rbacBindingDelete";
+    const SUMMARY: &'static str = "deletes a RoleBinding/ClusterRoleBinding a workload's ServiceAccount relies on; the exact object is restored";
+    const STORY: &'static str = "Zalando (2019), incident #4: RoleBindings and a ClusterRoleBinding removed by a cleanup list; flannel got `Unauthorized` listing nodes and the network split";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.workload.namespace.as_str())

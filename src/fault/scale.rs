@@ -19,14 +19,6 @@ use crate::detect::selector::selector_string;
 use crate::kobj::ObjectRef;
 use crate::vocab::{Name, SignalKind};
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "scale",
-    what: "scales a Deployment, StatefulSet or ReplicaSet to N replicas (0: nothing left behind its Service); you list the signals it should cause",
-    signals: SignalKind::ALL,
-    story: "Datadog (KubeCon 2019), \"10 ways to shoot yourself in the foot\": a `spec.replicas` applied from a stale manifest scaled a live service down; scale it yourself and time who notices",
-};
-
 const MAX_REPLICAS: u32 = 1000;
 
 /// Workload kinds with a `spec.replicas`.
@@ -69,13 +61,11 @@ pub struct Scale {
 }
 
 impl Fault for Scale {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        &[]
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SignalKind::ALL
-    }
+    const KEY: &'static str = "scale";
+    const SUMMARY: &'static str = "scales a Deployment, StatefulSet or ReplicaSet to N replicas (0: nothing left behind its Service); you list the signals it should cause";
+    const STORY: &'static str = "Datadog (KubeCon 2019), \"10 ways to shoot yourself in the foot\": a `spec.replicas` applied from a stale manifest scaled a live service down; scale it yourself and time who notices";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = &[];
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SignalKind::ALL;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())

@@ -27,14 +27,6 @@ use crate::detect::selector::{selector_string, with_selector_evidence};
 use crate::kobj::ObjectRef;
 use crate::vocab::{Name, SignalKind};
 
-/// The catalogue row.
-pub const CATALOGUE: super::CatalogueEntry = super::CatalogueEntry {
-    fault: "selectorMismatch",
-    what: "changes a Service's selector so it matches no pod: pods stay healthy, the endpoints empty out",
-    signals: SUPPORTED,
-    story: "\"Kubernetes for incident managers\" (service unreachable): pods Running, `kubectl get endpoints` empty, because the Service's selector does not match the pods' labels",
-};
-
 const DEFAULT_SIGNALS: &[SignalKind] = &[SignalKind::EndpointsEmpty];
 const SUPPORTED: &[SignalKind] = &[SignalKind::EndpointsEmpty, SignalKind::CanaryFailing];
 
@@ -92,13 +84,11 @@ pub fn selector_patch(
 }
 
 impl Fault for SelectorMismatch {
-    fn default_signals(&self) -> &'static [SignalKind] {
-        DEFAULT_SIGNALS
-    }
-
-    fn supported_signals(&self) -> &'static [SignalKind] {
-        SUPPORTED
-    }
+    const KEY: &'static str = "selectorMismatch";
+    const SUMMARY: &'static str = "changes a Service's selector so it matches no pod: pods stay healthy, the endpoints empty out";
+    const STORY: &'static str = "\"Kubernetes for incident managers\" (service unreachable): pods Running, `kubectl get endpoints` empty, because the Service's selector does not match the pods' labels";
+    const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
+    const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
