@@ -37,7 +37,7 @@ suite *ARGS: images
 
 # Unit tests, the binary's cluster-free tests and the API-server tier (a real kube-apiserver in a container).
 test: images-tier
-    cargo test --locked --features testkit --lib --bins --test cli --test render --test ci_examples --test apiserver
+    cargo test --locked --features testkit --lib --bins --tests
     cargo test --locked -p breakfix-workload
     just testkit-reap
 
