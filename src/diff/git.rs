@@ -231,6 +231,9 @@ impl Repo {
     /// `reference` checked out in a temporary worktree of its own.
     pub fn checkout(&self, reference: &str) -> Result<Checkout, GitError> {
         let commit = self.resolve(reference)?;
+        // A diff killed before its drop leaves a registration whose folder the
+        // system may since have removed: forget those first.
+        let _ = git(&self.top, &["worktree", "prune"]);
         let dir = tempfile::Builder::new().prefix("breakfix-git-").tempdir()?;
         let path = dir.path().join("tree");
         git(
