@@ -56,6 +56,10 @@ pub fn to_html(report: &RunReport) -> String {
         esc(&report.schema),
     );
     overview(&mut out, report);
+    if let Some(chart) = super::schedule::svg(report) {
+        out.push_str("<h2>Schedule</h2>\n");
+        out.push_str(&chart);
+    }
     for (i, e) in report.experiments.iter().enumerate() {
         experiment(&mut out, e, i);
     }

@@ -49,6 +49,9 @@ pub fn to_markdown(report: &RunReport) -> String {
         plural(trials),
         format_duration(took)
     );
+    if let Some(schedule) = super::schedule::summary(report) {
+        let _ = writeln!(out, "Schedule: {schedule}.\n");
+    }
     let _ = writeln!(
         out,
         "| | Experiment | Fault | Detect | Recover | Harness latency (p95) | Trials |"

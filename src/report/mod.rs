@@ -10,6 +10,7 @@ pub mod junit;
 pub mod markdown;
 pub mod merge;
 pub mod progress;
+pub mod schedule;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -202,6 +203,9 @@ pub fn summary(report: &RunReport) -> String {
         report.cluster.provider,
         report.cluster.name
     );
+    if let Some(schedule) = schedule::summary(report) {
+        let _ = writeln!(out, "{schedule}");
+    }
     out
 }
 

@@ -58,6 +58,10 @@ pub use outcome::{ExperimentReport, Outcome, RunReport, TrialError, TrialReport}
 pub use schedule::{Jobs, JobsError, Placement};
 pub use trial::PhaseError;
 
+/// How a trial's timeline says that its experiment ran alone (followed by
+/// what shared thing it breaks): the schedule in reports reads it back.
+pub const ALONE_NOTE: &str = "runs alone: ";
+
 /// Errors setting up a run. Everything that goes wrong once the run has
 /// started is part of the [`RunReport`] instead.
 #[derive(Debug, thiserror::Error)]

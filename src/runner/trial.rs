@@ -267,7 +267,11 @@ impl Worker {
             })
             .collect();
         if !shared.is_empty() {
-            parts.push(format!("runs alone: it breaks {}", shared.join(", ")));
+            parts.push(format!(
+                "{}it breaks {}",
+                super::ALONE_NOTE,
+                shared.join(", ")
+            ));
         }
         if !parts.is_empty() {
             t.record(EntryKind::Note {
