@@ -31,9 +31,9 @@ cluster: images
 cluster-down:
     bash scripts/cluster.sh down
 
-# The main job: the built-in suite on a fresh kind cluster; JSON, JUnit, Markdown and HTML reports in reports/.
+# The main job: the built-in suite on a fresh kind cluster, four experiments at a time (BREAKFIX_JOBS=1 for one at a time); JSON, JUnit, Markdown and HTML reports in reports/.
 suite *ARGS: images
-    cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
+    BREAKFIX_JOBS="${BREAKFIX_JOBS:-4}" cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
 
 # Unit tests, the binary's cluster-free tests and the API-server tier (a real kube-apiserver in a container).
 test: images-tier
