@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
 use super::{LoadedBaseline, SteadyCheck};
+use crate::detect::watch::{self, Check as WatchCheck};
 
 /// Errors waiting for steady state.
 #[derive(Debug, thiserror::Error)]
@@ -148,18 +151,17 @@ impl SteadyState {
     }
 
     /// Waits until every check holds and keeps holding for `settle`; returns
-    /// the moment that stable stretch began. `on_change` sees each check's
-    /// verdict as it changes (for progress and the timeline).
+    /// the moment that stable stretch began.
     pub async fn wait_stable(
         &self,
         client: &Client,
         settle: Duration,
         timeout: Duration,
     ) -> Result<Timestamp, SteadyError> {
-        let mut verdicts: Vec<Verdict> = self
+        let mut verdicts: Vec<watch::Verdict> = self
             .checks
             .iter()
-            .map(|c| (false, format!("{c}: not seen yet")))
+            .map(|c| watch::Verdict::unmet(format!("{c}: not seen yet")))
             .collect();
         if self.checks.is_empty() {
             return Ok(Timestamp::now());
@@ -179,7 +181,7 @@ impl SteadyState {
                 item = merged.next() => {
                     let (i, v) = item.ok_or(SteadyError::StreamEnded)??;
                     verdicts[i] = v;
-                    let all_ok = verdicts.iter().all(|(ok, _)| *ok);
+                    let all_ok = verdicts.iter().all(|v| v.met);
                     match (all_ok, steady_since) {
                         (true, None) => steady_since = Some((Timestamp::now(), tokio::time::Instant::now())),
                         (false, Some(_)) => steady_since = None,
@@ -198,8 +200,8 @@ impl SteadyState {
                     if tokio::time::Instant::now() >= deadline {
                         let unmet = verdicts
                             .iter()
-                            .filter(|(ok, _)| !ok)
-                            .map(|(_, why)| why.as_str())
+                            .filter(|v| !v.met)
+                            .map(|v| v.why.as_str())
                             .collect::<Vec<_>>()
                             .join("; ");
                         return Err(SteadyError::Timeout {
@@ -227,10 +229,10 @@ impl SteadyState {
                 .chain(stream::pending())
                 .boxed();
         }
-        let mut verdicts: Vec<Verdict> = self
+        let mut verdicts: Vec<watch::Verdict> = self
             .checks
             .iter()
-            .map(|c| (false, format!("{c}: not seen yet")))
+            .map(|c| watch::Verdict::unmet(format!("{c}: not seen yet")))
             .collect();
         let streams = self.checks.iter().enumerate().map(|(i, c)| {
             check_stream(client, c)
@@ -243,8 +245,8 @@ impl SteadyState {
                 verdicts[i] = v;
                 let unmet: Vec<&str> = verdicts
                     .iter()
-                    .filter(|(ok, _)| !ok)
-                    .map(|(_, why)| why.as_str())
+                    .filter(|v| !v.met)
+                    .map(|v| v.why.as_str())
                     .collect();
                 Ok((unmet.is_empty(), unmet.join("; ")))
             })
@@ -252,40 +254,40 @@ impl SteadyState {
     }
 }
 
-/// A stream of the check's verdict, re-evaluated on every watch event.
+/// A stream of the check's verdict, judged on every complete view of its
+/// watch (never mid-list: see [`crate::detect::watch`]).
 fn check_stream(
     client: &Client,
     check: &Check,
-) -> futures::stream::BoxStream<'static, Result<Verdict, SteadyError>> {
+) -> futures::stream::BoxStream<'static, Result<watch::Verdict, SteadyError>> {
     let label = check.to_string();
-    match check.clone() {
-        Check::Deployment { namespace, name } => {
-            named::<Deployment>(client, &namespace, &name, label, deployment_verdict)
-        }
-        Check::StatefulSet { namespace, name } => {
-            named::<StatefulSet>(client, &namespace, &name, label, statefulset_verdict)
-        }
-        Check::DaemonSet { namespace, name } => {
-            named::<DaemonSet>(client, &namespace, &name, label, daemonset_verdict)
-        }
+    let verdicts = match check.clone() {
+        Check::Deployment { namespace, name } => watch::judged(
+            by_name::<Deployment>(client, &namespace, &name),
+            watch::named(|d| deployment_verdict(d).into()).labelled(label),
+        ),
+        Check::StatefulSet { namespace, name } => watch::judged(
+            by_name::<StatefulSet>(client, &namespace, &name),
+            watch::named(|s| statefulset_verdict(s).into()).labelled(label),
+        ),
+        Check::DaemonSet { namespace, name } => watch::judged(
+            by_name::<DaemonSet>(client, &namespace, &name),
+            watch::named(|d| daemonset_verdict(d).into()).labelled(label),
+        ),
         Check::PodsReady {
             namespace,
             selector,
             min,
         } => {
             let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            let (reader, writer) = reflector::store();
-            reflector(
-                writer,
-                watcher(api, watcher::Config::default().labels(&selector)),
+            let ready = move |pods: &[Arc<Pod>]| {
+                let ready = pods.iter().filter(|p| pod_ready(p)).count() as u32;
+                watch::Verdict::from((ready >= min, format!("{ready} ready")))
+            };
+            watch::judged(
+                watch::events(api, watcher::Config::default().labels(&selector)),
+                WatchCheck::labelled(ready, label),
             )
-            .default_backoff()
-            .map(move |event| {
-                event?;
-                let ready = reader.state().iter().filter(|p| pod_ready(p)).count() as u32;
-                Ok((ready >= min, format!("{label}: {ready} ready")))
-            })
-            .boxed()
         }
         Check::ServiceEndpoints {
             namespace,
@@ -297,35 +299,29 @@ fn check_stream(
                 "{}={service}",
                 crate::detect::endpoints::SERVICE_NAME_LABEL
             ));
-            let (reader, writer) = reflector::store();
-            reflector(writer, watcher(api, cfg))
-                .default_backoff()
-                .map(move |event| {
-                    event?;
-                    let slices: Vec<EndpointSlice> =
-                        reader.state().iter().map(|s| (**s).clone()).collect();
-                    let ready = crate::detect::endpoints::ready_endpoints(&slices) as u32;
-                    Ok((ready >= min, format!("{label}: {ready} ready")))
-                })
-                .boxed()
+            let ready = move |view: &[Arc<EndpointSlice>]| {
+                let slices: Vec<EndpointSlice> = view.iter().map(|s| (**s).clone()).collect();
+                let ready = crate::detect::endpoints::ready_endpoints(&slices) as u32;
+                watch::Verdict::from((ready >= min, format!("{ready} ready")))
+            };
+            watch::judged(watch::events(api, cfg), WatchCheck::labelled(ready, label))
         }
         Check::NodesReady => {
             let api: Api<Node> = Api::all(client.clone());
-            let (reader, writer) = reflector::store();
-            reflector(writer, watcher(api, watcher::Config::default()))
-                .default_backoff()
-                .map(move |event| {
-                    event?;
-                    let nodes = reader.state();
-                    let ready = nodes.iter().filter(|n| node_ready(n)).count();
-                    Ok((
-                        !nodes.is_empty() && ready == nodes.len(),
-                        format!("{label}: {ready}/{} ready", nodes.len()),
-                    ))
-                })
-                .boxed()
+            let all_ready = |nodes: &[Arc<Node>]| {
+                let ready = nodes.iter().filter(|n| node_ready(n)).count();
+                watch::Verdict::from((
+                    !nodes.is_empty() && ready == nodes.len(),
+                    format!("{ready}/{} ready", nodes.len()),
+                ))
+            };
+            watch::judged(
+                watch::events(api, watcher::Config::default()),
+                WatchCheck::labelled(all_ready, label),
+            )
         }
-    }
+    };
+    verdicts.map_err(SteadyError::from).boxed()
 }
 
 /// Whether a node's Ready condition is True.
@@ -336,39 +332,16 @@ pub fn node_ready(n: &Node) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn named<K>(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    label: String,
-    verdict: fn(&K) -> Verdict,
-) -> futures::stream::BoxStream<'static, Result<Verdict, SteadyError>>
+/// The events of a watch on the one object `name` in `namespace`.
+fn by_name<K>(client: &Client, namespace: &str, name: &str) -> watch::Events<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K: watch::Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let (reader, writer) = reflector::store::<K>();
-    reflector(writer, watcher(api, cfg))
-        .default_backoff()
-        .map(move |event| {
-            event?;
-            Ok(match reader.state().first() {
-                Some(obj) => {
-                    let (ok, why) = verdict(obj);
-                    (ok, format!("{label}: {why}"))
-                }
-                None => (false, format!("{label}: not found")),
-            })
-        })
-        .boxed()
+    watch::events(
+        api,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
 }
 
 /// A Deployment is steady when its latest spec is observed and every replica

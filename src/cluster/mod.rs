@@ -73,6 +73,11 @@ impl std::fmt::Debug for ClusterHandle {
 }
 
 /// A client for `context` in `kubeconfig` (default: `$KUBECONFIG` or `~/.kube/config`).
+///
+/// # Errors
+///
+/// [`ClusterError`] when the kubeconfig cannot be read or has no such
+/// context, or no client can be built from it.
 pub async fn client_for_context(
     kubeconfig: Option<&Path>,
     context: &str,
@@ -110,6 +115,10 @@ pub async fn client_for_context(
 }
 
 /// A client for the cluster a journal recorded.
+///
+/// # Errors
+///
+/// As [`client_for_context`].
 pub async fn client_for_record(record: &ClusterRecord) -> Result<Client, ClusterError> {
     let context = record
         .context
@@ -119,6 +128,11 @@ pub async fn client_for_record(record: &ClusterRecord) -> Result<Client, Cluster
 }
 
 /// Uses an existing context the user named explicitly.
+///
+/// # Errors
+///
+/// As [`client_for_context`], and [`ClusterError`] when the API server does
+/// not answer (its version is asked for).
 pub async fn existing_context(
     kubeconfig: Option<&Path>,
     context: &str,
@@ -138,6 +152,11 @@ pub async fn existing_context(
 }
 
 /// Waits until every node is Ready and kube-system's CoreDNS and kube-proxy are up.
+///
+/// # Errors
+///
+/// [`ClusterError`] when that does not happen within `timeout` or the
+/// watches fail.
 pub async fn wait_cluster_ready(client: &Client, timeout: Duration) -> Result<(), ClusterError> {
     let system = |name: &str| (String::from("kube-system"), name.to_string());
     let (ns, coredns) = system("coredns");

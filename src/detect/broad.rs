@@ -24,6 +24,10 @@ use crate::vocab::{Name, SignalKind};
 pub const CANARY_LABEL: &str = "breakfix.dev/canary";
 
 /// The Services in `namespace` that have at least one ready endpoint now.
+///
+/// # Errors
+///
+/// The API server's error when the EndpointSlices cannot be listed.
 pub async fn serving_services(
     client: &Client,
     namespace: &str,

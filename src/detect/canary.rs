@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -221,6 +221,11 @@ pub fn unready_since(pod: &Pod) -> Option<Option<Timestamp>> {
 }
 
 /// Reads `pod`'s `/status` through the API server's pod proxy.
+///
+/// # Errors
+///
+/// Why the status could not be read, in words: the proxy request failed,
+/// no answer came in time, or the answer is not a canary status document.
 pub async fn read_status(client: &Client, pod: &Pod, port: u16) -> Result<CanaryStatus, String> {
     let namespace = pod.namespace().unwrap_or_default();
     let request = kube::core::Request::new(format!("/api/v1/namespaces/{namespace}/pods"))
@@ -244,9 +249,7 @@ pub fn watch_unready(
     let mut reported = HashSet::new();
     let client = client.clone();
     let port = canary.port;
-    watcher(api, cfg)
-        .default_backoff()
-        .applied_objects()
+    super::watch::objects(super::watch::events(api, cfg))
         .map_err(DetectError::from)
         .try_filter_map(move |pod| {
             let fresh = unready_since(&pod).filter(|since| {

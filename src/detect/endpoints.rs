@@ -5,14 +5,14 @@
 //! that has no endpoints at all (selector matching nothing) drops every
 //! connection: [`SignalKind::EndpointsEmpty`].
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 
 use super::classify::Finding;
-use super::{DetectError, SignalStream, into_observation};
+use super::{DetectError, SignalStream, into_observation, watch};
 use crate::vocab::SignalKind;
 
 /// Label the endpointslice controller puts on every slice of a Service.
@@ -67,23 +67,14 @@ pub fn endpoints_finding(service: &str, slices: &[EndpointSlice]) -> Option<Find
 pub fn watch_service_endpoints(client: &Client, namespace: &str, service: &str) -> SignalStream {
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
     let cfg = watcher::Config::default().labels(&format!("{SERVICE_NAME_LABEL}={service}"));
-    let (reader, writer) = reflector::store();
     let service = service.to_string();
-    reflector(writer, watcher(api, cfg))
-        .default_backoff()
-        .filter_map(move |event| {
-            let out = match event {
-                Err(e) => Some(Err(DetectError::from(e))),
-                // Only judge complete views: after the initial list and on changes.
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
-                Ok(_) => {
-                    let slices: Vec<EndpointSlice> =
-                        reader.state().iter().map(|s| (**s).clone()).collect();
-                    endpoints_finding(&service, &slices)
-                        .map(|f| Ok(into_observation(f, format!("service/{service}"))))
-                }
-            };
-            futures::future::ready(out)
+    watch::views(watch::events(api, cfg))
+        .map_err(DetectError::from)
+        .try_filter_map(move |view| {
+            let slices: Vec<EndpointSlice> = view.iter().map(|s| (**s).clone()).collect();
+            let found = endpoints_finding(&service, &slices)
+                .map(|f| into_observation(f, format!("service/{service}")));
+            futures::future::ready(Ok(found))
         })
         .boxed()
 }

@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use super::classify::{Finding, same_second_or_later};
@@ -77,6 +76,11 @@ pub fn watch_pod_deletions(client: &Client, scope: &Scope) -> SignalStream {
 /// `scope`: every deletion made after this returns reaches the stream, even
 /// one with no grace period, because the watch resumes from the list's
 /// resourceVersion when it is next polled.
+///
+/// # Errors
+///
+/// [`DetectError::NotListed`] when the list takes longer than `within`,
+/// [`DetectError::StreamEnded`] or the watch's error when it fails first.
 pub async fn watch_pod_deletions_listed(
     client: &Client,
     scope: &Scope,
@@ -100,7 +104,7 @@ pub async fn watch_pod_deletions_listed(
     ))
 }
 
-type PodEvents = BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>>;
+type PodEvents = super::watch::Events<Pod>;
 
 fn raw_pod_watch(client: &Client, scope: &Scope) -> PodEvents {
     let api: Api<Pod> = Api::namespaced(client.clone(), &scope.namespace);
@@ -108,7 +112,7 @@ fn raw_pod_watch(client: &Client, scope: &Scope) -> PodEvents {
     if let Some(selector) = &scope.pod_selector {
         cfg = cfg.labels(selector);
     }
-    watcher(api, cfg).default_backoff().boxed()
+    super::watch::events(api, cfg)
 }
 
 /// The pod watch's events as [`SignalKind::PodGone`] observations of pods

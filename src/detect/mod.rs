@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod probe;
 pub mod selector;
 pub mod surge;
+pub mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -28,7 +29,7 @@ use futures::{Stream, StreamExt, TryStreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +106,10 @@ impl Scope {
 pub type RestartBaseline = HashMap<(String, String), i32>;
 
 /// Takes the restart baseline for the pods in `scope`.
+///
+/// # Errors
+///
+/// The API server's error when the pods cannot be listed.
 pub async fn restart_baseline(
     client: &Client,
     scope: &Scope,
@@ -145,36 +150,31 @@ pub fn watch_pod_signals(
     // the kubelet's reports of that say nothing about the probes themselves.
     let terminating = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
     let deleting = terminating.clone();
-    let pod_stream = watcher(pods, pod_cfg)
-        .default_backoff()
-        .applied_objects()
-        .map_ok(move |pod| {
-            let name = pod.name_any();
-            if pod.metadata.deletion_timestamp.is_some() {
-                deleting
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(name.clone());
-            }
-            let lookup = |c: &str| {
-                Some(
-                    restarts
-                        .get(&(name.clone(), c.to_string()))
-                        .copied()
-                        .unwrap_or(0),
-                )
-            };
-            classify::pod_findings(&pod, &lookup)
-                .into_iter()
-                .map(|f| into_observation(f, format!("pod/{name}")))
-                .collect::<Vec<_>>()
-        });
+    let pod_stream = watch::objects(watch::events(pods, pod_cfg)).map_ok(move |pod| {
+        let name = pod.name_any();
+        if pod.metadata.deletion_timestamp.is_some() {
+            deleting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.clone());
+        }
+        let lookup = |c: &str| {
+            Some(
+                restarts
+                    .get(&(name.clone(), c.to_string()))
+                    .copied()
+                    .unwrap_or(0),
+            )
+        };
+        classify::pod_findings(&pod, &lookup)
+            .into_iter()
+            .map(|f| into_observation(f, format!("pod/{name}")))
+            .collect::<Vec<_>>()
+    });
     let prefix = scope.event_name_prefix.clone();
     let not_before = scope.not_before;
-    let event_stream = watcher(events, watcher::Config::default())
-        .default_backoff()
-        .applied_objects()
-        .map_ok(move |ev: Event| {
+    let event_stream = watch::objects(watch::events(events, watcher::Config::default())).map_ok(
+        move |ev: Event| {
             let about = &ev.involved_object;
             let name = about.name.clone().unwrap_or_default();
             let probe_of_dying_pod = ev.reason.as_deref() == Some("Unhealthy")
@@ -192,14 +192,13 @@ pub fn watch_pod_signals(
                 .map(|f| into_observation(f, format!("{kind}/{name}")))
                 .into_iter()
                 .collect::<Vec<_>>()
-        });
+        },
+    );
     let deployment_stream = match &scope.deployment {
         Some(name) => {
             let api: Api<Deployment> = Api::namespaced(client.clone(), &scope.namespace);
             let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-            watcher(api, cfg)
-                .default_backoff()
-                .applied_objects()
+            watch::objects(watch::events(api, cfg))
                 .map_ok(|d| {
                     let object = format!("deployment/{}", d.name_any());
                     classify::deployment_findings(&d)
@@ -248,6 +247,10 @@ pub fn into_observation(f: Finding, object: String) -> Observation {
 
 /// Waits for the first observation whose kind is in `expected`, handing every
 /// observation (expected or not) to `on_observation` as it arrives.
+///
+/// # Errors
+///
+/// As [`until_expected`].
 pub async fn first_expected<S>(
     signals: S,
     expected: &[SignalKind],
@@ -269,6 +272,12 @@ where
 /// Waits until the observations meet `expected` (any one, all, or all in
 /// order; see [`expect`]) and returns the observation that completed it,
 /// handing every observation to `on_observation` as it arrives.
+///
+/// # Errors
+///
+/// [`DetectError::Timeout`] (saying what was seen of `expected`) when
+/// `timeout` passes first, [`DetectError::StreamEnded`] when `signals` ends
+/// first, and the first error `signals` yields.
 pub async fn until_expected<S>(
     signals: S,
     expected: &ExpectedSignals,

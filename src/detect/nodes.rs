@@ -12,11 +12,11 @@ use std::collections::HashSet;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Node;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use super::classify::Finding;
-use super::{DetectError, SignalStream, into_observation};
+use super::{DetectError, SignalStream, into_observation, watch};
 use crate::vocab::SignalKind;
 
 /// [`SignalKind::NodeNotReady`] when `node`'s Ready condition is not True.
@@ -52,9 +52,7 @@ pub fn watch_nodes(client: &Client, name: Option<&str>) -> SignalStream {
         cfg = cfg.fields(&format!("metadata.name={name}"));
     }
     let mut reported = HashSet::new();
-    watcher(api, cfg)
-        .default_backoff()
-        .applied_objects()
+    watch::objects(watch::events(api, cfg))
         .map_err(DetectError::from)
         .try_filter_map(move |node| {
             let found = node_finding(&node).filter(|f| reported.insert((node.name_any(), f.since)));

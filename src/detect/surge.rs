@@ -2,20 +2,21 @@
 //! CronJob incident (a job every minute, `concurrencyPolicy: Allow`, jobs
 //! slower than the schedule: they pile up until the cluster drowns).
 //!
-//! Two reflectors keep the live Jobs and Pods carrying a label; every watch
-//! event recounts them, and the moment either count passes its bound the
-//! stream reports [`SignalKind::PodSurge`] (once per crossing). The cluster
+//! Two reflector stores keep the Jobs and Pods carrying a label; every
+//! complete view of either ([`watch::views`]) recounts the live ones, and
+//! the moment either count passes its bound the stream reports
+//! [`SignalKind::PodSurge`] (once per crossing). The cluster
 //! time of the signal is the creation time of the object that crossed it.
 
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 
 use super::classify::Finding;
-use super::{DetectError, SignalStream, into_observation};
+use super::{DetectError, SignalStream, into_observation, watch};
 use crate::vocab::SignalKind;
 
 /// The most live Pods and Jobs that are still normal; one more is a surge.
@@ -110,49 +111,41 @@ pub fn watch_surge(
     object: String,
 ) -> SignalStream {
     let cfg = watcher::Config::default().labels(selector);
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let (jobs, job_writer) = reflector::store::<Job>();
-    let pod_events = reflector(
-        pod_writer,
-        watcher(
-            Api::<Pod>::namespaced(client.clone(), namespace),
-            cfg.clone(),
-        ),
-    )
-    .default_backoff()
-    .map(|e| e.map(|e| settled(&e)));
-    let job_events = reflector(
-        job_writer,
-        watcher(Api::<Job>::namespaced(client.clone(), namespace), cfg),
-    )
-    .default_backoff()
-    .map(|e| e.map(|e| settled(&e)));
+    let pod_views = watch::views(watch::events(
+        Api::<Pod>::namespaced(client.clone(), namespace),
+        cfg.clone(),
+    ))
+    .map_ok(View::Pods);
+    let job_views = watch::views(watch::events(
+        Api::<Job>::namespaced(client.clone(), namespace),
+        cfg,
+    ))
+    .map_ok(View::Jobs);
     let what = format!("{selector} in {namespace}");
+    let (mut pods, mut jobs) = (Vec::new(), Vec::new());
     let mut surging = false;
-    stream::select(pod_events, job_events)
-        .filter_map(move |event| {
-            let out = match event {
-                Err(e) => Some(Err(DetectError::from(e))),
-                Ok(false) => None,
-                Ok(true) => {
-                    let pods: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
-                    let jobs: Vec<Job> = jobs.state().iter().map(|j| (**j).clone()).collect();
-                    let finding = surge_finding(&pods, &jobs, bound, &what);
-                    let crossed = finding.is_some() && !surging;
-                    surging = finding.is_some();
-                    finding
-                        .filter(|_| crossed)
-                        .map(|f| Ok(into_observation(f, object.clone())))
-                }
-            };
-            futures::future::ready(out)
+    stream::select(pod_views, job_views)
+        .map_err(DetectError::from)
+        .try_filter_map(move |view| {
+            match view {
+                View::Pods(v) => pods = v.iter().map(|p| (**p).clone()).collect(),
+                View::Jobs(v) => jobs = v.iter().map(|j| (**j).clone()).collect(),
+            }
+            let finding = surge_finding(&pods, &jobs, bound, &what);
+            let crossed = finding.is_some() && !surging;
+            surging = finding.is_some();
+            let out = finding
+                .filter(|_| crossed)
+                .map(|f| into_observation(f, object.clone()));
+            futures::future::ready(Ok(out))
         })
         .boxed()
 }
 
-/// Whether the store is complete after `event` (not mid initial list).
-fn settled<K>(event: &watcher::Event<K>) -> bool {
-    !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_))
+/// A complete view of either watch.
+enum View {
+    Pods(Vec<std::sync::Arc<Pod>>),
+    Jobs(Vec<std::sync::Arc<Job>>),
 }
 
 #[cfg(test)]

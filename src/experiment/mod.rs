@@ -320,6 +320,11 @@ fn cluster_rbac_names(fault: &FaultSpec) -> Vec<(String, String)> {
 
 /// Loads and validates one experiment file and its baseline; every problem
 /// found is returned, not just the first.
+///
+/// # Errors
+///
+/// Every problem in the file and its baseline, each a [`Diagnostic`] at
+/// file:line:col saying what was expected and how to fix it.
 pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>> {
     let (experiment, src): (Experiment, String) = load::load_yaml(path).map_err(|d| vec![d])?;
     let mut problems = Vec::new();
@@ -535,6 +540,10 @@ fn canary_problem(
 
 /// Expands folders into the experiment files directly inside them
 /// (`*.yaml`, `*.yml`, sorted), keeping files as given.
+///
+/// # Errors
+///
+/// A [`Diagnostic`] on the first path that does not exist or cannot be read.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
     let mut files = Vec::new();
     for path in paths {
