@@ -35,8 +35,12 @@ cluster-down:
 suite *ARGS: images
     BREAKFIX_JOBS="${BREAKFIX_JOBS:-4}" cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
 
-# Unit tests, the binary's cluster-free tests and the API-server tier (a real kube-apiserver in a container).
-test: images-tier
+# The browser the game day's live page is tested in (installs Debian's chromium and chromium-driver where needed).
+browser:
+    bash scripts/browser.sh
+
+# Unit tests, the binary's cluster-free tests and the API-server tier (a real kube-apiserver in a container; the live page in headless Chromium).
+test: images-tier browser
     cargo test --locked --features testkit --lib --bins --tests
     cargo test --locked -p breakfix-workload
     just testkit-reap

@@ -85,9 +85,13 @@ pub enum GameDayError {
     )]
     SharedFault(String),
     #[error(
-        "{teams} teams need a copy of the scenario each, and copies in namespaces of their own are not available in this build; play with one team (team `{team}` and the others need one each)"
+        "{teams} teams need a copy of the scenario each, and team `{team}` cannot have one: {why}; play with one team, or give the baseline a namespace of its own"
     )]
-    NoCopies { teams: usize, team: String },
+    NoCopies {
+        teams: usize,
+        team: String,
+        why: String,
+    },
     #[error("two teams would share namespace `{0}`")]
     NamespaceClash(String),
     #[error(transparent)]
@@ -454,10 +458,11 @@ impl GameDayBuilder {
                 .join(", ");
             return Err(GameDayError::SharedFault(shared));
         }
+        let run_id = self.run_id.unwrap_or_else(crate::runner::new_run_id);
         let mut copies = Vec::new();
         let mut namespaces = HashSet::new();
         for name in &names {
-            let copy = team::team_copy(&self.experiment, name, names.len())?;
+            let copy = team::team_copy(&self.experiment, name, names.len(), &run_id)?;
             let ns = copy.baseline.spec.namespace.to_string();
             if !namespaces.insert(ns.clone()) {
                 return Err(GameDayError::NamespaceClash(ns));
@@ -465,7 +470,6 @@ impl GameDayBuilder {
             copies.push(copy);
         }
 
-        let run_id = self.run_id.unwrap_or_else(crate::runner::new_run_id);
         let cluster = self.cluster.unwrap_or_else(|| ClusterRecord {
             provider: "client".into(),
             name: "unknown".into(),
@@ -915,22 +919,15 @@ impl GameDay {
         let client = self.client.clone();
         let key = self.journal_key(idx);
         let t = &mut self.teams[idx];
-        let seq = t
-            .journal
-            .intend(
-                &key,
-                UndoAction::Delete {
-                    target: ObjectRef {
-                        api_version: "v1".into(),
-                        kind: "Namespace".into(),
-                        namespace: None,
-                        name: t.namespace.clone(),
-                    },
-                    uid: None,
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        t.infra.push(seq);
+        // The copy is journaled before it exists: a crash leaves it to
+        // `breakfix cleanup`.
+        for target in team::copy_objects(&t.copy) {
+            let seq = t
+                .journal
+                .intend(&key, UndoAction::Delete { target, uid: None })
+                .map_err(|e| e.to_string())?;
+            t.infra.push(seq);
+        }
         apply_baseline(&client, &t.copy.baseline, &run_id)
             .await
             .map_err(|e| match e.api_message() {
@@ -1714,6 +1711,46 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("cluster DNS"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn each_team_plays_a_copy_in_namespaces_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let game = builder("gameday/pos-down.yaml")
+            .teams(["blue", "red"])
+            .run_id("20261201t120000-abcd")
+            .journal_dir(dir.path().join("first"))
+            .build()
+            .expect("two teams");
+        let namespaces: Vec<&str> = game.teams.iter().map(|t| t.namespace.as_str()).collect();
+        assert_eq!(namespaces.len(), 2);
+        assert_ne!(namespaces[0], namespaces[1]);
+        for t in &game.teams {
+            assert!(t.namespace.starts_with("shop-bf-"), "{}", t.namespace);
+            let fault = serde_json::to_value(&t.copy.experiment.spec.fault).unwrap();
+            assert_eq!(
+                fault["selectorMismatch"]["target"]["namespace"], t.namespace,
+                "the fault follows the copy: {fault}"
+            );
+            assert_eq!(
+                team::copy_objects(&t.copy)
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>(),
+                [t.namespace.as_str()],
+                "the copy's namespace is what the game day deletes"
+            );
+        }
+        let again = builder("gameday/pos-down.yaml")
+            .teams(["blue", "red"])
+            .run_id("20261201t120000-abcd")
+            .journal_dir(dir.path().join("again"))
+            .build()
+            .unwrap();
+        assert_eq!(
+            again.teams[0].namespace, game.teams[0].namespace,
+            "a run and a team name one copy (cleanup finds it)"
+        );
     }
 
     #[tokio::test]

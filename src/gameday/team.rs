@@ -13,9 +13,10 @@ use kube::api::{DynamicObject, PostParams};
 use kube::{Api, Client};
 
 use super::GameDayError;
+use crate::baseline::instance::instance_id;
 use crate::experiment::LoadedExperiment;
 use crate::journal::ClusterRecord;
-use crate::kobj;
+use crate::kobj::{self, ObjectRef};
 use crate::vocab::Name;
 
 /// The ClusterRole a team is bound to inside its namespace: read and change
@@ -28,24 +29,51 @@ pub fn account_name(team: &str) -> String {
 }
 
 /// The team's copy of the scenario: the experiment with its baseline and
-/// fault in a namespace of the team's own.
+/// fault relocated into namespaces of the team's own (a baseline instance:
+/// `shop` → `shop-bf-<id>`, every namespaced reference rewritten, the
+/// fault's targets included), so teams play side by side on one cluster
+/// without seeing each other. The instance id comes from the run and the
+/// team, so a copy is never an existing namespace of the user's.
 ///
-/// This is the seam where baseline instances plug in (a baseline and
-/// experiment relocated into a namespace of their own, every namespaced
-/// reference rewritten). Until they exist, one team plays the experiment as
-/// written, in the baseline's namespace, and several teams are refused.
+/// A baseline that cannot move (objects in a namespace it does not own,
+/// cluster-scoped objects every copy would share) is played in place by a
+/// single team and refused for several, with the reason.
 pub fn team_copy(
     experiment: &LoadedExperiment,
     team: &Name,
     teams: usize,
+    run_id: &str,
 ) -> Result<LoadedExperiment, GameDayError> {
-    if teams > 1 {
-        return Err(GameDayError::NoCopies {
+    let id = instance_id(&format!("{run_id}/gameday/{team}"));
+    match experiment.instance(&id) {
+        Ok(copy) => Ok(copy),
+        Err(_) if teams == 1 => Ok(experiment.clone()),
+        Err(e) => Err(GameDayError::NoCopies {
             teams,
             team: team.to_string(),
-        });
+            why: e.to_string(),
+        }),
     }
-    Ok(experiment.clone())
+}
+
+/// What a team's copy creates and the game day deletes at the end (and
+/// `breakfix cleanup` after a crash): the copy's namespaces and, for an
+/// instance, the cluster-scoped objects it renamed.
+pub fn copy_objects(copy: &LoadedExperiment) -> Vec<ObjectRef> {
+    let namespace = |name: &str| ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: name.to_string(),
+    };
+    match &copy.baseline.instance {
+        Some(relocation) => relocation
+            .new_namespaces()
+            .map(namespace)
+            .chain(relocation.renamed_cluster_objects())
+            .collect(),
+        None => vec![namespace(copy.baseline.spec.namespace.as_str())],
+    }
 }
 
 /// Creates the team's ServiceAccount and its RoleBinding to

@@ -478,3 +478,313 @@ async fn changes_made_with_kubectl_are_read_back_with_their_field_manager() {
             .fault_object
     );
 }
+
+/// Where the screenshot of the facilitator's page goes: the file named by
+/// `BREAKFIX_GAMEDAY_SCREENSHOT` (docs/gameday-live.png is one), else a
+/// temporary folder.
+fn screenshot_path(dir: &Path) -> PathBuf {
+    std::env::var_os("BREAKFIX_GAMEDAY_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("gameday-live.png"))
+}
+
+#[tokio::test]
+async fn the_live_page_in_a_real_browser_follows_the_responders_and_gives_teams_no_controls() {
+    use fantoccini::Locator;
+
+    let ns = testkit::namespace("gameday-browser").await;
+    let dir = tempfile::tempdir().unwrap();
+    let exp = load_experiment(&scenario(dir.path(), &ns.name)).unwrap();
+    let game = GameDay::builder(ns.client.clone(), exp)
+        .cluster(cluster(dir.path()))
+        .teams(["blue", "red"])
+        .timebox(Duration::from_secs(300))
+        .settle(Duration::from_secs(2))
+        .journal_dir(dir.path().join("journal"))
+        .out_dir(dir.path().join("out"))
+        .build()
+        .unwrap();
+    let journals = game.journal_paths();
+    let handle = game.handle();
+    let tokens = Tokens::generate(&handle.teams());
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", server::local_addr(&listener).unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let served = server::serve(listener, handle.clone(), tokens.clone(), shutdown.clone());
+    let play = tokio::spawn(game.run());
+    let browser = crate::browser::Browser::start().await;
+    until(&handle, Duration::from_secs(90), |s| {
+        s.teams.iter().all(|t| t.marks.harness_detected.is_some())
+    })
+    .await;
+    let state = handle.state();
+    assert_ne!(
+        state.teams[0].namespace, state.teams[1].namespace,
+        "each team plays its own copy"
+    );
+    let blue_kubeconfig = state.teams[0]
+        .kubeconfig
+        .clone()
+        .expect("blue's kubeconfig");
+    let red_kubeconfig = state.teams[1].kubeconfig.clone().expect("red's kubeconfig");
+
+    // Red's access stops at its own copy.
+    let across = kubectl(
+        &red_kubeconfig,
+        &["get", "deployments", "-n", &state.teams[0].namespace],
+    )
+    .await;
+    assert!(!across.status.success(), "red must not read blue's copy");
+
+    // A team's page: its own round, a declaration form, no controls.
+    let c = &browser.client;
+    c.goto(&format!("{url}/team/blue?token={}", tokens.teams["blue"]))
+        .await
+        .unwrap();
+    browser.until_text("#team-blue", "blue").await;
+    assert_eq!(browser.count("#stop").await, 0, "a team has no stop button");
+    assert_eq!(browser.count("button.stop").await, 0);
+    assert_eq!(browser.count("button.hint").await, 0, "nor hint buttons");
+    assert_eq!(browser.count("#team-red").await, 0, "nor other teams");
+    assert_eq!(browser.count("form#declare").await, 1);
+    c.find(Locator::Css("#text"))
+        .await
+        .unwrap()
+        .send_keys("web has fewer pods than it asks for")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form#declare button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .until_text("#team-blue li.declared", "fewer pods")
+        .await;
+
+    // The facilitator's page: every team, the controls.
+    c.goto(&format!("{url}/?token={}", tokens.facilitator))
+        .await
+        .unwrap();
+    browser.until_text("#team-red", "red").await;
+    assert_eq!(browser.count("#stop").await, 1, "the facilitator can stop");
+    browser
+        .until_text("#team-blue li.declared", "fewer pods")
+        .await;
+    assert!(
+        browser
+            .count("#team-blue li.signal, #team-blue li.detected")
+            .await
+            > 0,
+        "breakfix's observations are on the facilitator's timeline"
+    );
+
+    // A responder's kubectl change lands: the timeline follows, live.
+    let fixed = kubectl(
+        &blue_kubeconfig,
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "-p",
+            r#"{"spec":{"replicas":0}}"#,
+        ],
+    )
+    .await;
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    let change = browser
+        .until_text("#team-blue li.change", "kubectl-patch")
+        .await;
+    assert!(change.contains("deployment/web"), "{change}");
+    browser.until_text("#team-blue li.fixed", "").await;
+
+    // The facilitator's hint button, for the team still playing.
+    c.find(Locator::Css("button.hint[data-team=red]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .until_text("#team-red li.hint", "ReplicaSet's events")
+        .await;
+    browser
+        .until_text("#scoreboard tr[data-team=blue] .status", "fixed")
+        .await;
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(screenshot_path(dir.path()), &png).unwrap();
+
+    // The stop button (it asks first): red's round ends, breakfix reverts.
+    c.find(Locator::Css("#stop"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.unwrap();
+    let report = match tokio::time::timeout(Duration::from_secs(90), play).await {
+        Ok(r) => r.unwrap(),
+        Err(_) => panic!("the game day did not end: {:#?}", handle.state().teams),
+    };
+    browser.close().await;
+    shutdown.cancel();
+    let _ = served.await;
+    assert_eq!(report.teams[0].end, Some(RoundEnd::Fixed));
+    assert!(
+        matches!(&report.teams[1].end, Some(RoundEnd::Stopped { reason }) if reason.contains("page")),
+        "{:?}",
+        report.teams[1].end
+    );
+    assert!(
+        report.teams[1]
+            .entries
+            .iter()
+            .any(|e| matches!(&e.kind, EntryKind::Reverted { .. })),
+        "breakfix reverted red's copy: {:#?}",
+        report.teams[1].entries
+    );
+    for path in journals {
+        let journal = JournalState::read(&path).unwrap();
+        assert!(
+            journal.finished && journal.pending.is_empty(),
+            "{journal:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_game_day_killed_mid_round_is_undone_by_cleanup() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::Api;
+
+    let ns = testkit::namespace("gameday-kill").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), &ns.name);
+    let cp = testkit::control_plane();
+    let kubeconfig = support::kubeconfig(dir.path(), &cp.url, cp.admin_token());
+    let journal_dir = dir.path().join("journal");
+    let breakfix = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_breakfix"));
+        cmd.args(args)
+            .env("BREAKFIX_JOURNAL_DIR", &journal_dir)
+            .env("BREAKFIX_STATE_DIR", dir.path().join("state"));
+        cmd
+    };
+    let out = dir.path().join("out");
+    let mut child = breakfix(&[
+        "gameday",
+        file.to_str().unwrap(),
+        "--team",
+        "blue",
+        "--team",
+        "red",
+        "--timebox",
+        "10m",
+        "--serve",
+        "127.0.0.1:0",
+        "--context",
+        "testkit",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Read its progress until both faults are in.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let mut injected = 0;
+    while injected < 2 {
+        match lines.next() {
+            Some(Ok(line)) => {
+                injected += usize::from(line.contains("injected:"));
+                seen.push(line);
+            }
+            _ => panic!(
+                "breakfix gameday ended before injecting: {:?}\n{}",
+                child.wait(),
+                seen.join("\n")
+            ),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let status = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+
+    // The copies are there, each with its fault in.
+    let namespaces: Api<Namespace> = Api::all(ns.client.clone());
+    let copies: Vec<String> = namespaces
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .filter(|n| n.starts_with(&format!("{}-bf-", ns.name)))
+        .collect();
+    assert_eq!(copies.len(), 2, "a copy per team: {copies:?}");
+    for copy in &copies {
+        let web: Deployment = Api::namespaced(ns.client.clone(), copy)
+            .get("web")
+            .await
+            .unwrap();
+        assert_eq!(
+            web.spec.and_then(|s| s.replicas),
+            Some(2),
+            "the fault is still in {copy} after SIGKILL"
+        );
+    }
+
+    let cleanup = breakfix(&["cleanup"]).output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&cleanup.stdout),
+        String::from_utf8_lossy(&cleanup.stderr)
+    );
+    assert!(cleanup.status.success(), "{said}");
+    assert!(
+        said.contains("deployment/web"),
+        "the fault reverted: {said}"
+    );
+    for copy in &copies {
+        let Some(uid) = namespaces
+            .get_opt(copy)
+            .await
+            .unwrap()
+            .and_then(|n| n.metadata.uid)
+        else {
+            continue;
+        };
+        let gone = kube::runtime::wait::await_condition(
+            namespaces.clone(),
+            copy,
+            kube::runtime::wait::conditions::is_deleted(&uid),
+        );
+        tokio::time::timeout(Duration::from_secs(60), gone)
+            .await
+            .unwrap_or_else(|_| panic!("copy {copy} not deleted by cleanup: {said}"))
+            .unwrap();
+    }
+    for entry in std::fs::read_dir(&journal_dir).unwrap() {
+        let journal = JournalState::read(&entry.unwrap().path()).unwrap();
+        assert!(journal.pending.is_empty(), "{journal:?}");
+    }
+}

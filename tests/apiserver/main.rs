@@ -3,6 +3,7 @@
 //! Run with `just test` (needs Docker and the image `just images` builds).
 
 mod baseline;
+mod browser;
 mod detection;
 mod faults_generic;
 mod faults_memory;
