@@ -45,6 +45,16 @@ test: images-tier browser
     cargo test --locked -p breakfix-workload
     just testkit-reap
 
+# What `breakfix upgrade --from FROM --to TO` needs: FROM's node image, TO's kubeadm/kubelet/kubectl and control-plane images (versions: kubernetes.versions).
+upgrade-images FROM="v1.34.4" TO="v1.35.4": images
+    BREAKFIX_K8S_VERSION={{FROM}} bash scripts/build-images.sh control-plane
+    BREAKFIX_K8S_VERSION={{FROM}} bash scripts/node-image.sh
+    BREAKFIX_K8S_VERSION={{TO}} bash scripts/build-images.sh control-plane
+
+# The in-place upgrade end to end: v1.34.4 → v1.35.4 on a kind cluster of its own (about 10 minutes).
+e2e-upgrade: (upgrade-images "v1.34.4" "v1.35.4")
+    cargo test --locked --features testkit --test e2e upgrade -- --ignored --test-threads=1
+
 # End-to-end tests on a real kind cluster.
 e2e: cluster
     cargo test --locked --features testkit --test e2e -- --test-threads=1

@@ -19,3 +19,4 @@ mod shards;
 mod slos;
 mod support;
 mod trial;
+mod upgrade;

@@ -8,7 +8,12 @@
 #    it dockerd's default runtime -- otherwise `docker run --privileged` (what
 #    kind does) fails with "unable to apply caps: operation not permitted";
 #  - starts dockerd in the background (no systemd here) logging to
-#    /var/log/breakfix-dockerd.log and waits for `docker info`.
+#    /var/log/breakfix-dockerd.log and waits for `docker info`;
+#  - raises the host's inotify limits to what kind's known-issues page asks
+#    for: every kind node's kubelet, kube-proxy and containerd take inotify
+#    instances from one per-user pool (128 by default), and with a few
+#    clusters up new ones fail ("too many open files" from kube-proxy, a
+#    worker that never joins).
 #
 # Exit 0 when `docker info` answers, 2 with one line saying what to fix.
 set -euo pipefail
@@ -114,6 +119,18 @@ wait_docker() {
   die "dockerd did not become ready (${why:-see $DOCKERD_LOG}); fix the cause shown in $DOCKERD_LOG and rerun"
 }
 
+# raise_inotify: never lowers a limit the host already set higher.
+raise_inotify() {
+  local key want have
+  for pair in fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=524288; do
+    key=${pair%=*} want=${pair#*=}
+    have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+    if ((have < want)); then
+      sysctl -qw "$key=$want" 2>/dev/null || log "warning: cannot raise $key to $want (it is $have); kind clusters may fail with 'too many open files'"
+    fi
+  done
+}
+
 # check_privileged verifies that a privileged container can really start
 # (the failure this script exists to prevent); needs any local image.
 check_privileged() {
@@ -141,6 +158,7 @@ main() {
   start_dockerd
   wait_docker
   check_privileged
+  raise_inotify
   log "docker ready ($(docker version --format 'server {{.Server.Version}}' 2>/dev/null); runtime $(docker info --format '{{.DefaultRuntime}}'))"
 }
 

@@ -7,6 +7,7 @@ mod diff;
 mod gameday;
 mod report;
 mod run;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Command {
     /// timed and hinted, with a live page and a debrief; or talk to the
     /// running one (`declare`, `status`, `hint`, `stop`).
     Gameday(gameday::GamedayArgs),
+    /// Upgrade a kind cluster in place (--from → --to), measured step by
+    /// step, with the experiments run before and after and compared.
+    Upgrade(Box<upgrade::UpgradeArgs>),
     /// Check experiment files without a cluster.
     Validate {
         /// Experiment files or folders of them.
@@ -134,7 +138,11 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // kube's client logs every failed request as an error (an API server
+        // restarting under an upgrade makes dozens), and its watcher retries
+        // broken watches itself; breakfix reports what they cost (a watch
+        // gap, a failed measurement), so that noise stays out by default.
+        0 => "warn,kube_client::client::builder=off,kube_runtime::watcher=off",
         1 => "info,breakfix=info",
         _ => "debug,breakfix=debug,hyper=info,tower=info,rustls=info",
     };
@@ -152,6 +160,7 @@ async fn dispatch(command: Command) -> u8 {
         Command::Run(args) => run::run(args).await,
         Command::Diff(args) => diff::diff(args).await,
         Command::Gameday(args) => gameday::gameday(args).await,
+        Command::Upgrade(args) => upgrade::upgrade(*args).await,
         Command::Validate { paths } => validate(&paths),
         Command::Schema { report } => {
             let schema = if report {
@@ -223,7 +232,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<experiment::LoadedExperiment>, 
     }
 }
 
-fn report_diagnostics(problems: &[Diagnostic]) -> u8 {
+pub fn report_diagnostics(problems: &[Diagnostic]) -> u8 {
     for d in problems {
         eprintln!("{d}\n");
     }

@@ -2,6 +2,7 @@
 //! or an existing kubeconfig context the user names explicitly.
 
 pub mod kind;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -82,6 +83,30 @@ pub async fn client_for_context(
     kubeconfig: Option<&Path>,
     context: &str,
 ) -> Result<Client, ClusterError> {
+    Ok(Client::try_from(
+        config_for_context(kubeconfig, context).await?,
+    )?)
+}
+
+/// A client for the cluster a journal recorded that never retries a
+/// request by itself. kube's clients retry 429, 503 and 504 answers up to
+/// 15 times with a growing backoff; an eviction a PodDisruptionBudget
+/// refuses is a 429, and a drain must see each refusal (to report the
+/// budget and bound its wait), not sit inside one call for minutes.
+pub async fn client_without_retry(record: &ClusterRecord) -> Result<Client, ClusterError> {
+    let context = record
+        .context
+        .clone()
+        .unwrap_or_else(|| format!("kind-{}", record.name));
+    let mut config = config_for_context(record.kubeconfig.as_deref(), &context).await?;
+    config.default_retry = false;
+    Ok(Client::try_from(config)?)
+}
+
+async fn config_for_context(
+    kubeconfig: Option<&Path>,
+    context: &str,
+) -> Result<Config, ClusterError> {
     let kc = match kubeconfig {
         Some(path) => Kubeconfig::read_from(path).map_err(|e| ClusterError::Kubeconfig {
             path: path.to_path_buf(),
@@ -105,13 +130,12 @@ pub async fn client_for_context(
         context: Some(context.to_string()),
         ..KubeConfigOptions::default()
     };
-    let config = Config::from_custom_kubeconfig(kc, &options)
+    Config::from_custom_kubeconfig(kc, &options)
         .await
         .map_err(|e| ClusterError::Kubeconfig {
             path: kubeconfig.map(Path::to_path_buf).unwrap_or_default(),
             detail: e.to_string(),
-        })?;
-    Ok(Client::try_from(config)?)
+        })
 }
 
 /// A client for the cluster a journal recorded.

@@ -4,6 +4,7 @@
 pub mod canaries;
 pub mod gameday;
 pub mod slo;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -563,6 +563,11 @@ pub struct NamespaceSelector(
 );
 
 impl NamespaceSelector {
+    /// The namespace `name`.
+    pub fn named(name: &Name) -> Self {
+        Self(name.to_string())
+    }
+
     /// Whether this is `"*"`.
     pub fn is_all(&self) -> bool {
         self.0 == "*"

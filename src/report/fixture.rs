@@ -266,6 +266,7 @@ pub fn run_report() -> RunReport {
             excluded: vec!["deployment/coredns -n kube-system".into()],
             unsteady_at_start: vec![],
             others: vec![],
+            watch_gaps: vec![],
             affected: vec![Disturbance {
                 workload: "deployment/web -n shop".into(),
                 left: t(12000),

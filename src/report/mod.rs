@@ -11,6 +11,7 @@ pub mod markdown;
 pub mod merge;
 pub mod progress;
 pub mod schedule;
+pub mod upgrade;
 
 use std::fmt::Write as _;
 use std::path::Path;

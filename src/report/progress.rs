@@ -122,6 +122,14 @@ impl Lines {
                     EntryKind::Error { phase, message } => {
                         Some(format!("{phase:?} failed: {message}"))
                     }
+                    EntryKind::StepStarted { step } => Some(format!("▶ {step}")),
+                    EntryKind::StepFinished { step, error: None } => {
+                        Some(format!("■ {step}: done"))
+                    }
+                    EntryKind::StepFinished {
+                        step,
+                        error: Some(e),
+                    } => Some(format!("■ {step}: failed: {e}")),
                     EntryKind::Note { message } => Some(message.clone()),
                     _ => None,
                 };

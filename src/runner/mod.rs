@@ -37,6 +37,7 @@ pub mod partition;
 pub mod schedule;
 pub mod transition;
 mod trial;
+pub mod upgrade;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 use kube::Client;
@@ -126,6 +127,42 @@ pub struct Transition {
     steps: Vec<StepReport>,
     timeline: Timeline,
     events: Option<EventSender>,
+    /// Notes taken through [`Notes`] handles, not yet on the timeline.
+    pending: Arc<Mutex<Vec<Entry>>>,
+}
+
+/// A handle that puts notes on a transition's timeline while one of its
+/// steps runs (the step holds the transition itself): a drain blocked by a
+/// PodDisruptionBudget, a sub-step of a node's roll. Notes land on the
+/// timeline stamped when they were taken, before the step's end.
+#[derive(Clone)]
+pub struct Notes {
+    transition: String,
+    pending: Arc<Mutex<Vec<Entry>>>,
+    events: Option<EventSender>,
+}
+
+impl Notes {
+    /// Notes `message` now.
+    pub fn note(&self, message: impl Into<String>) {
+        let entry = Entry {
+            at: Timestamp::now(),
+            kind: EntryKind::Note {
+                message: message.into(),
+            },
+        };
+        if let Some(tx) = &self.events {
+            let _ = tx.send(RunEvent::Timeline {
+                experiment: self.transition.clone(),
+                trial: 0,
+                entry: entry.clone(),
+            });
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry);
+    }
 }
 
 impl Transition {
@@ -139,6 +176,16 @@ impl Transition {
             steps: Vec::new(),
             timeline: Timeline::default(),
             events: None,
+            pending: Arc::default(),
+        }
+    }
+
+    /// A handle for notes taken while a step runs; see [`Notes`].
+    pub fn notes(&self) -> Notes {
+        Notes {
+            transition: self.name.clone(),
+            pending: self.pending.clone(),
+            events: self.events.clone(),
         }
     }
 
@@ -218,7 +265,8 @@ impl Transition {
     }
 
     /// Ends the transition and returns its report.
-    pub fn finish(self) -> TransitionReport {
+    pub fn finish(mut self) -> TransitionReport {
+        self.take_pending();
         TransitionReport {
             name: self.name,
             started: self.started,
@@ -243,7 +291,15 @@ impl Transition {
             .collect()
     }
 
+    /// Moves notes taken through [`Notes`] onto the timeline.
+    fn take_pending(&mut self) {
+        let notes =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        self.timeline.entries.extend(notes);
+    }
+
     fn record(&mut self, kind: EntryKind) -> Entry {
+        self.take_pending();
         let entry = self.timeline.push(kind);
         if let Some(tx) = &self.events {
             let _ = tx.send(RunEvent::Timeline {

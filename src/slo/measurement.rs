@@ -174,6 +174,11 @@ pub struct BlastRadiusMeasurement {
     pub others: Vec<String>,
     /// Each watched workload that left steady state, with when and why.
     pub affected: Vec<Disturbance>,
+    /// When the watch broke after it started (the API server restarting
+    /// under an upgrade) and why; it re-lists and goes on, but a workload
+    /// that left steady state and came back while it was broken is not seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch_gaps: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -210,8 +210,23 @@ impl ControlPlane {
         self.client_with_token(&self.admin_token)
     }
 
+    /// An admin client that never retries a request by itself (kube's
+    /// clients retry 429 answers, which is what a PodDisruptionBudget
+    /// refusing an eviction returns).
+    pub fn admin_client_without_retry(&self) -> Client {
+        let mut config = self.config_with_token(&self.admin_token);
+        config.default_retry = false;
+        Client::try_from(config)
+            .unwrap_or_else(|e| panic!("cannot build a client for {}: {e}", self.url))
+    }
+
     /// A client authenticating with `token`.
     pub fn client_with_token(&self, token: &str) -> Client {
+        Client::try_from(self.config_with_token(token))
+            .unwrap_or_else(|e| panic!("cannot build a client for {}: {e}", self.url))
+    }
+
+    fn config_with_token(&self, token: &str) -> Config {
         let url = self
             .url
             .parse()
@@ -223,8 +238,7 @@ impl ControlPlane {
             ..AuthInfo::default()
         };
         config.read_timeout = Some(Duration::from_secs(60));
-        Client::try_from(config)
-            .unwrap_or_else(|e| panic!("cannot build a client for {}: {e}", self.url))
+        config
     }
 
     /// A client acting as ServiceAccount `name` in `namespace` (created if

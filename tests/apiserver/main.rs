@@ -20,3 +20,4 @@ mod measure;
 mod rbac;
 mod runner;
 mod support;
+mod upgrade_drain;

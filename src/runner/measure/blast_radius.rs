@@ -76,6 +76,9 @@ pub struct WorkloadHistory {
 #[derive(Debug, Default)]
 pub struct Recorded {
     pub workloads: BTreeMap<WorkloadKey, WorkloadHistory>,
+    /// Watch failures after the first list: the watch backs off, re-lists
+    /// and goes on (see [`BlastRadiusMeasurement::watch_gaps`]).
+    pub gaps: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -157,6 +160,7 @@ pub fn summarize(
     let mut m = BlastRadiusMeasurement {
         from: Some(from),
         to: Some(to),
+        watch_gaps: recorded.gaps,
         error: recorded.error,
         ..BlastRadiusMeasurement::default()
     };
@@ -268,6 +272,17 @@ async fn record(
                         history.steady_at_start = Some(history.steady);
                     }
                     let _ = tx.send(());
+                }
+            }
+            // Before the first list a failure means nothing was measured;
+            // after it, the watcher backs off and re-lists (an API server
+            // restarting under an upgrade), which is a gap, not a failure.
+            Update::Failed(e) if armed.is_none() => {
+                const MAX_GAPS: usize = 20;
+                let line = format!("{}: {e}", now.strftime("%H:%M:%S"));
+                let repeated = out.gaps.last().is_some_and(|l| l.ends_with(e.as_str()));
+                if !repeated && out.gaps.len() < MAX_GAPS {
+                    out.gaps.push(line);
                 }
             }
             Update::Failed(e) => {
@@ -533,6 +548,7 @@ mod tests {
         let m = summarize(
             Recorded {
                 workloads,
+                gaps: Vec::new(),
                 error: None,
             },
             Some(&scope("shop", Some("web"), None)),
