@@ -2,6 +2,7 @@
 //! They share the cluster named by $BREAKFIX_CLUSTER (default `breakfix`)
 //! and run one at a time.
 
+mod bench_smoke;
 mod cli;
 mod cluster;
 mod cron_job_storm;

@@ -6,7 +6,11 @@ repeat.json (breakfix's JSON report of the --repeat run), compare.jsonl plus
 per-round <tag>.time (/usr/bin/time -v), <tag>.rss.json (scripts/bench_rss.py),
 <tag>.reference.jsonl (Kubernetes' own timing of the round), breakfix-N.json
 and ctk-N.journal.json (verdicts).
-Standard library only.
+Standard library only. A round that failed to run (breakfix with no verdict,
+Chaos Toolkit not completed, the bare program exiting non-zero) is listed
+but never enters a median or a ratio; a tool with no valid round says so.
+Exit status 3 when any round failed (after printing everything), so that
+scripts/bench.sh fails loudly.
 """
 
 import json
@@ -104,9 +108,17 @@ def latency_section(folder):
 def repeat_section(folder):
     path = folder / "repeat.json"
     if not path.exists():
-        return []
+        return [], 0
     report = json.loads(path.read_text())
     exp = report["experiments"][0]
+    if exp["outcome"] not in ("passed", "failed"):
+        errors = "; ".join(t["error"]["message"] for t in exp["trials"] if t.get("error"))
+        return [
+            "### (a′) `breakfix run --repeat`: the image-typo experiment, real signals",
+            "",
+            f"**No valid result: the run ended `{exp['outcome']}`** ({errors or 'see repeat.log'}); no figure is reported.",
+            "",
+        ], 1
     lat, det, rec = [], [], []
     sources = {"since": 0, "none": 0}
     for t in exp["trials"]:
@@ -146,31 +158,39 @@ def repeat_section(folder):
         "bounded by that rounding (clamped at 0), unlike part (a).",
         "",
     ]
-    return lines
+    return lines, 0
 
 
 TOOLS = {"breakfix": "breakfix", "ctk": "Chaos Toolkit", "bare": "bare kube-rs"}
 
 
 def round_verdict(folder, tool, n, exit_code):
+    """The round's verdict as the tool gave it, and whether the round ran:
+    its figures measure the experiment only if the tool carried it out."""
     if tool == "breakfix":
         rep = folder / f"breakfix-{n}.json"
-        return json.loads(rep.read_text())["experiments"][0]["outcome"] if rep.exists() else "?"
+        if not rep.exists():
+            return "no report", False
+        outcome = json.loads(rep.read_text())["experiments"][0]["outcome"]
+        # passed / failed are verdicts on a run that happened; error and
+        # interrupted are not.
+        return outcome, exit_code in (0, 1) and outcome in ("passed", "failed")
     if tool == "ctk":
         journal = folder / f"ctk-{n}.journal.json"
         if not journal.exists():
-            return "?"
+            return "no journal", False
         j = json.loads(journal.read_text())
         deviated = not j.get("steady_states", {}).get("after", {}).get("steady_state_met", True)
-        return j.get("status", "?") + (" (deviated)" if deviated else "")
+        status = j.get("status", "?")
+        return status + (" (deviated)" if deviated else ""), exit_code == 0 and status == "completed"
     # The bare program writes no verdict: exit 0 means it saw the signal and the recovery.
-    return "completed" if exit_code == 0 else "failed"
+    return ("completed", True) if exit_code == 0 else ("failed", False)
 
 
 def compare_section(folder):
     path = folder / "compare.jsonl"
     if not path.exists():
-        return []
+        return [], 0
     rounds = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     per_tool = {tool: [] for tool in TOOLS}
     for r in rounds:
@@ -186,11 +206,13 @@ def compare_section(folder):
         rss_path = folder / f"{r['tag']}.rss.json"
         rss = json.loads(rss_path.read_text()) if rss_path.exists() else {}
         wall_ms = r["wallNs"] / 1e6
+        verdict, valid = round_verdict(folder, tool, n, r["exit"])
         per_tool[tool].append(
             {
                 "round": int(n),
                 "exit": r["exit"],
-                "verdict": round_verdict(folder, tool, n, r["exit"]),
+                "verdict": verdict,
+                "valid": valid,
                 "wall_ms": wall_ms,
                 "k8s_ms": k8s_ms,
                 "overhead_ms": None if k8s_ms is None else wall_ms - k8s_ms,
@@ -203,8 +225,11 @@ def compare_section(folder):
             }
         )
 
+    valid = {tool: [x for x in per_tool[tool] if x["valid"]] for tool in TOOLS}
+    failed = {tool: len(per_tool[tool]) - len(valid[tool]) for tool in TOOLS}
+
     def med(tool, key):
-        values = [x[key] for x in per_tool[tool] if x[key] is not None]
+        values = [x[key] for x in valid[tool] if x[key] is not None]
         return statistics.median(values) if values else None
 
     def ratio(key, tool="breakfix"):
@@ -214,15 +239,30 @@ def compare_section(folder):
         return f"{a / b:.1f}×"
 
     def row(name, key, fmt, with_ratio=True):
-        cells = [fmt(med(tool, key)) for tool in TOOLS]
+        cells = [fmt(med(tool, key)) if valid[tool] else "no valid round" for tool in TOOLS]
         ratios = [ratio(key), ratio(key, "bare")] if with_ratio else ["–", "–"]
         return f"| {name} | " + " | ".join(cells + ratios) + " |"
 
     lines = [
         "### (b, c) image-typo: breakfix, Chaos Toolkit and bare kube-rs side by side",
         "",
+    ]
+    for tool, label in TOOLS.items():
+        if per_tool[tool] and not valid[tool]:
+            lines += [
+                f"**{label}: no valid round.** All {len(per_tool[tool])} failed to run "
+                f"(exit {', '.join(str(x['exit']) for x in per_tool[tool])}; see {tool}-N.log); "
+                f"no {label} figure below comes from them.",
+                "",
+            ]
+        elif failed[tool]:
+            lines += [
+                f"**{label}: {failed[tool]} of {len(per_tool[tool])} rounds failed to run** and are left out of the medians.",
+                "",
+            ]
+    lines += [
         f"{len(per_tool['breakfix'])} rounds per tool on the same cluster, each round starting with a different tool. "
-        "Medians over rounds; a ratio is Chaos Toolkit ÷ that tool (higher: that tool better). "
+        "Medians over the rounds that ran; a ratio is Chaos Toolkit ÷ that tool (higher: that tool better). "
         "*bare kube-rs* is the same experiment written directly against breakfix's stack "
         "(`benches/bare_image_typo.rs`): the least any tool on that stack can use.",
         "",
@@ -253,6 +293,12 @@ def compare_section(folder):
     ]
     for tool, label in TOOLS.items():
         for x in sorted(per_tool[tool], key=lambda x: x["round"]):
+            if not x["valid"]:
+                lines.append(
+                    f"| {label} | {x['round']} | {x['verdict']} (failed to run: left out) | {x['exit']} |"
+                    + " – |" * 7
+                )
+                continue
             lines.append(
                 f"| {label} | {x['round']} | {x['verdict']} | {x['exit']} | "
                 f"{fmt_ms(x['wall_ms'])} | {fmt_ms(x['k8s_ms'])} | {fmt_ms(x['overhead_ms'])} | {fmt_ms(x['cpu_ms'])} | "
@@ -261,16 +307,21 @@ def compare_section(folder):
     versions = folder / "ctk-versions.txt"
     if versions.exists():
         lines += ["", "Chaos Toolkit: " + ", ".join(versions.read_text().split())]
-    return lines + [""]
+    return lines + [""], sum(failed.values())
 
 
 def main():
     folder = Path(sys.argv[1])
     lines = [f"## Results ({folder.name})", ""]
     lines += latency_section(folder)
-    lines += repeat_section(folder)
-    lines += compare_section(folder)
+    repeat, failed_repeat = repeat_section(folder)
+    compare, failed_rounds = compare_section(folder)
+    lines += repeat + compare
+    failed_rounds += failed_repeat
     print("\n".join(lines))
+    if failed_rounds:
+        print(f"bench_report.py: {failed_rounds} round(s) failed to run; left out of the summary", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

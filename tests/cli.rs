@@ -543,3 +543,71 @@ fn run_refuses_a_number_of_jobs_that_runs_nothing(#[case] jobs: &str, #[case] wh
         "nothing was started: {err}"
     );
 }
+
+/// `--context` with `BREAKFIX_WORKERS` in the environment (as `just` exports
+/// it): the environment's default yields to the flag instead of clashing
+/// with it, and the run goes on to the cluster (absent here).
+#[test]
+fn context_with_breakfix_workers_set_is_not_a_conflict() {
+    let state = tempfile::tempdir().expect("a temporary state directory");
+    let kubeconfig = state.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n",
+    )
+    .unwrap();
+    let experiment = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/image-typo.yaml");
+    for workers in ["0", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_breakfix"))
+            .args(["run", experiment, "--context", "staging", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env("BREAKFIX_STATE_DIR", state.path())
+            .env("BREAKFIX_WORKERS", workers)
+            .output()
+            .expect("breakfix runs");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+        assert!(!err.contains("cannot be used with"), "stderr: {err}");
+        assert!(err.contains("no context `staging`"), "stderr: {err}");
+        assert_eq!(
+            err.contains("BREAKFIX_WORKERS=2 ignored"),
+            workers == "2",
+            "stderr: {err}"
+        );
+    }
+}
+
+#[test]
+fn workers_flag_with_context_is_still_a_usage_error() {
+    let (out, _state) = breakfix(&[
+        "run",
+        "experiments/image-typo.yaml",
+        "--context",
+        "staging",
+        "--workers",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "stderr: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_breakfix_workers_that_is_not_a_number_is_named() {
+    let state = tempfile::tempdir().expect("a temporary state directory");
+    let out = Command::new(env!("CARGO_BIN_EXE_breakfix"))
+        .args(["cluster", "up", "--name", "never-made"])
+        .env("BREAKFIX_STATE_DIR", state.path())
+        .env("BREAKFIX_WORKERS", "two")
+        .output()
+        .expect("breakfix runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("BREAKFIX_WORKERS=two is not a number"),
+        "stderr: {}",
+        stderr(&out)
+    );
+}

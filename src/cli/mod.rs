@@ -107,9 +107,22 @@ enum ClusterCommand {
 struct ClusterUpArgs {
     #[arg(long, default_value = "breakfix")]
     name: String,
-    /// Worker nodes besides the control plane.
-    #[arg(long, env = "BREAKFIX_WORKERS", default_value_t = 0)]
-    workers: u32,
+    /// Worker nodes besides the control plane [default: $BREAKFIX_WORKERS, else 0].
+    #[arg(long)]
+    workers: Option<u32>,
+}
+
+/// `BREAKFIX_WORKERS`, read here rather than by clap: clap counts a value
+/// from the environment as a flag given, so it would conflict with
+/// `--context` for anyone who has it set (as `just` does).
+pub fn workers_from_env() -> Result<Option<u32>, String> {
+    match std::env::var("BREAKFIX_WORKERS") {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+            format!("BREAKFIX_WORKERS={v} is not a number of worker nodes (0, 1, 2, …)")
+        }),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Entry point: parse, dispatch, map errors to exit codes.
@@ -179,7 +192,20 @@ async fn dispatch(command: Command) -> u8 {
         Command::List { json } => list(json),
         Command::Cleanup { journal_dir } => run::cleanup(journal_dir).await,
         Command::Cluster { command } => match command {
-            ClusterCommand::Up(args) => run::cluster_up(&args.name, args.workers).await,
+            ClusterCommand::Up(args) => {
+                let workers = match args
+                    .workers
+                    .map(Ok)
+                    .unwrap_or_else(|| workers_from_env().map(|w| w.unwrap_or(0)))
+                {
+                    Ok(w) => w,
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        return EXIT_USAGE;
+                    }
+                };
+                run::cluster_up(&args.name, workers).await
+            }
             ClusterCommand::Down { names, all } => run::cluster_down(names, all).await,
             ClusterCommand::List => {
                 let clusters = breakfix::cluster::KindCluster::all_recorded();

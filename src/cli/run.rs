@@ -24,9 +24,10 @@ pub struct RunArgs {
     /// Name of the kind cluster to create (or reuse with --reuse).
     #[arg(long, default_value = "breakfix")]
     cluster_name: String,
-    /// Worker nodes besides the control plane.
-    #[arg(long, env = "BREAKFIX_WORKERS", default_value_t = 0)]
-    workers: u32,
+    /// Worker nodes besides the control plane [default: $BREAKFIX_WORKERS, else 0].
+    /// Not with --context, where the environment's value is ignored.
+    #[arg(long)]
+    workers: Option<u32>,
     /// Run on the kind cluster breakfix created earlier with this name, if it exists.
     #[arg(long)]
     reuse: bool,
@@ -131,6 +132,24 @@ pub async fn run(args: RunArgs) -> u8 {
             return write_reports(&report, &args);
         }
     }
+    let workers = match (args.workers, &args.context) {
+        (Some(w), _) => w,
+        (None, context) => match super::workers_from_env() {
+            Ok(Some(w)) if context.is_some() => {
+                if w > 0 {
+                    eprintln!(
+                        "note: BREAKFIX_WORKERS={w} ignored: --context names an existing cluster"
+                    );
+                }
+                0
+            }
+            Ok(w) => w.unwrap_or(0),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return EXIT_USAGE;
+            }
+        },
+    };
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
 
@@ -143,7 +162,7 @@ pub async fn run(args: RunArgs) -> u8 {
         None => {
             let opts = KindOptions {
                 name: args.cluster_name.clone(),
-                workers: args.workers,
+                workers,
                 reuse: args.reuse,
                 ..KindOptions::default()
             };
