@@ -113,8 +113,10 @@ cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qxF "$NAME"; }
 
 node_containers() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$NAME" --format '{{.Names}} {{.State}}'; }
 
+# The kubeconfig holds a cluster-admin key: readable by its owner only.
 write_kubeconfig() {
-  "$KIND" get kubeconfig --name "$NAME" >"$KUBECONFIG_FILE.tmp" 2>/dev/null && mv "$KUBECONFIG_FILE.tmp" "$KUBECONFIG_FILE"
+  (umask 077 && "$KIND" get kubeconfig --name "$NAME" >"$KUBECONFIG_FILE.tmp" 2>/dev/null) \
+    && chmod 600 "$KUBECONFIG_FILE.tmp" && mv "$KUBECONFIG_FILE.tmp" "$KUBECONFIG_FILE"
 }
 
 # stale_nodes: true when the cluster's node containers exist but do not all
@@ -161,6 +163,7 @@ create_cluster() {
     "$KIND" delete cluster --name "$NAME" >/dev/null 2>&1 || true
     fail "kind create cluster failed (see $CACHE/logs/kind-create-$NAME.log)"
   fi
+  chmod 600 "$KUBECONFIG_FILE"
 }
 
 # not_ready_report: lines describing what is not ready yet; empty when all is.
@@ -215,10 +218,12 @@ registry_file() {
 register_cluster() {
   local file
   file=$(registry_file)
-  mkdir -p "$(dirname "$file")"
-  jq -n --arg name "$NAME" --arg image "$NODE_IMAGE" --argjson workers "$WORKERS" \
+  mkdir -p -m 700 "$(dirname "$file")"
+  chmod 700 "$(dirname "$file")"
+  (umask 077 && jq -n --arg name "$NAME" --arg image "$NODE_IMAGE" --argjson workers "$WORKERS" \
         --arg kubeconfig "$KUBECONFIG_FILE" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        '{name: $name, nodeImage: $image, workers: $workers, kubeconfig: $kubeconfig, createdAt: $at}' >"$file"
+        '{name: $name, nodeImage: $image, workers: $workers, kubeconfig: $kubeconfig, createdAt: $at}' >"$file")
+  chmod 600 "$file"
 }
 
 load_workload() {

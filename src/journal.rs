@@ -6,6 +6,14 @@
 //! record marks it undone; `finished` closes the run. Anything with an intent
 //! and no `reverted` is still pending. Records are flushed and synced before
 //! the mutation they guard is sent.
+//!
+//! The file is created 0600 in a 0700 folder: it holds snapshots of the
+//! objects a fault changed. A Secret's data stays in it only while its
+//! restore is pending: once restored, the file is rewritten without it.
+//! The run holds an exclusive lock on its journal while it lives, so
+//! `cleanup` never replays (and so never reverts twice) what a live run
+//! will revert itself. Finished journals older than a retention period are
+//! removed ([`prune`]); a journal with work left is never removed.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -28,7 +36,9 @@ pub enum JournalError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("journal {path} line {line}: {source}")]
+    #[error(
+        "journal {path} line {line} is not a record breakfix wrote ({source}); nothing was reverted from this journal: fix or delete that line, then run `breakfix cleanup` again"
+    )]
     Corrupt {
         path: PathBuf,
         line: usize,
@@ -36,6 +46,18 @@ pub enum JournalError {
     },
     #[error("journal {path} has no header; it was not written by breakfix")]
     NoHeader { path: PathBuf },
+    #[error(
+        "run {run_id} (pid {pid}) is still running and holds journal {path}; it reverts its own faults (stop it with Ctrl-C or SIGTERM, not `cleanup`)"
+    )]
+    InUse {
+        path: PathBuf,
+        run_id: String,
+        pid: u32,
+    },
+    #[error(
+        "journal {path}: {target} was restored and its data removed from the journal, but the record saying so is gone (was the file edited?); it is not restored again: check it by hand, then delete the journal"
+    )]
+    Scrubbed { path: PathBuf, target: String },
     #[error("undo failed: {0}")]
     Undo(#[from] ObjectError),
     #[error("undo failed: {0}")]
@@ -97,6 +119,15 @@ impl UndoAction {
         }
     }
 
+    /// Whether this undo carries a Secret's data (a snapshot to restore),
+    /// which the journal keeps only while the restore is pending.
+    pub fn holds_secret_data(&self) -> bool {
+        match self {
+            Self::Restore { object } => is_secret(object) && secret_fields(object).next().is_some(),
+            _ => false,
+        }
+    }
+
     /// Carries out the undo against `client`.
     pub async fn apply(&self, client: &Client) -> Result<(), JournalError> {
         match self {
@@ -142,6 +173,9 @@ pub enum Record {
         experiment: String,
         undo: UndoAction,
         at: Timestamp,
+        /// When the Secret data in `undo` was removed, after the restore.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scrubbed: Option<Timestamp>,
     },
     Reverted {
         seq: u64,
@@ -185,28 +219,26 @@ struct Inner {
 pub type PendingUndo = (u64, UndoAction);
 
 impl Journal {
-    /// The default folder for journals: `$BREAKFIX_STATE_DIR`, else
-    /// `$XDG_STATE_HOME/breakfix/journal`, else `~/.local/state/breakfix/journal`.
+    /// The default folder for journals: `journal` in the state folder
+    /// ([`crate::state::state_dir`]), e.g. `~/.local/state/breakfix/journal`.
     pub fn default_dir() -> PathBuf {
-        state_dir().join("journal")
+        crate::state::state_dir().join("journal")
     }
 
-    /// Creates `dir/<run_id>.jsonl` and writes the header.
+    /// Creates `dir/<run_id>.jsonl` (mode 0600, in a folder created 0700)
+    /// and writes the header.
     pub fn create(dir: &Path, run_id: &str, cluster: ClusterRecord) -> Result<Self, JournalError> {
         let io = |source| JournalError::Io {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::state::private_dir(dir).map_err(io)?;
         let path = dir.join(format!("{run_id}.jsonl"));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| JournalError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let file = crate::state::create_private(&path).map_err(|source| JournalError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        lock(&file, &path)?;
         let journal = Self {
             shared: Arc::new(Shared {
                 path,
@@ -254,6 +286,7 @@ impl Journal {
                 experiment: experiment.to_string(),
                 undo: undo.clone(),
                 at: Timestamp::now(),
+                scrubbed: None,
             },
         )?;
         inner.pending.insert(seq);
@@ -262,8 +295,13 @@ impl Journal {
         Ok(seq)
     }
 
-    /// Marks `seq` undone.
+    /// Marks `seq` undone. If it restored a Secret, the Secret's data is
+    /// then removed from the file.
     pub fn mark_reverted(&mut self, seq: u64) -> Result<(), JournalError> {
+        let secret = self
+            .pending
+            .iter()
+            .any(|(s, u)| *s == seq && u.holds_secret_data());
         let mut inner = self.shared.lock();
         self.shared.write(
             &mut inner,
@@ -273,6 +311,11 @@ impl Journal {
             },
         )?;
         inner.pending.remove(&seq);
+        if secret {
+            // Under the lock: no other handle appends while the file is
+            // rewritten and renamed.
+            inner.file = scrub(&self.shared.path)?;
+        }
         drop(inner);
         self.pending.retain(|(s, _)| *s != seq);
         Ok(())
@@ -342,6 +385,29 @@ pub struct JournalState {
     pub finished: bool,
     /// Pending undos, newest first.
     pub pending: Vec<PendingUndo>,
+    /// Pending undos whose Secret data was removed after a restore the
+    /// journal no longer records (an edited file): never replayed.
+    pub scrubbed: Vec<u64>,
+    /// What was odd about the file but did not stop it being read (a last
+    /// line cut off by a crash mid-write).
+    pub warnings: Vec<String>,
+}
+
+/// The outcome of one undo replayed by [`JournalState::replay`].
+#[derive(Debug)]
+pub struct Replayed {
+    /// What the undo does, in one line.
+    pub action: String,
+    pub result: Result<(), JournalError>,
+}
+
+/// The journals of a folder that are not finished, and those that could
+/// not be read (each with the reason; one bad file does not hide the rest).
+#[derive(Debug, Default)]
+pub struct JournalScan {
+    /// Newest first: the order to replay them in.
+    pub unfinished: Vec<JournalState>,
+    pub unreadable: Vec<JournalError>,
 }
 
 impl JournalState {
@@ -361,6 +427,8 @@ impl JournalState {
         let mut header = None;
         let mut finished = false;
         let mut intents: Vec<PendingUndo> = Vec::new();
+        let mut scrubbed = Vec::new();
+        let mut warnings = Vec::new();
         let last = lines.len();
         for (idx, line) in lines.iter().enumerate() {
             if line.trim().is_empty() {
@@ -368,7 +436,15 @@ impl JournalState {
             }
             let record: Record = match serde_json::from_str(line) {
                 Ok(r) => r,
-                Err(_) if idx + 1 == last => break,
+                // Records are synced before the mutation they guard: a line
+                // cut off by a crash guarded nothing that happened.
+                Err(_) if idx + 1 == last => {
+                    warnings.push(format!(
+                        "line {} was cut off mid-write (a crash) and is ignored",
+                        idx + 1
+                    ));
+                    break;
+                }
                 Err(source) => {
                     return Err(JournalError::Corrupt {
                         path: path.to_path_buf(),
@@ -384,8 +460,21 @@ impl JournalState {
                     at,
                     pid,
                 } => header = Some((run_id, cluster, at, pid)),
-                Record::Intent { seq, undo, .. } => intents.push((seq, undo)),
-                Record::Reverted { seq, .. } => intents.retain(|(s, _)| *s != seq),
+                Record::Intent {
+                    seq,
+                    undo,
+                    scrubbed: when,
+                    ..
+                } => {
+                    if when.is_some() {
+                        scrubbed.push(seq);
+                    }
+                    intents.push((seq, undo));
+                }
+                Record::Reverted { seq, .. } => {
+                    intents.retain(|(s, _)| *s != seq);
+                    scrubbed.retain(|s| *s != seq);
+                }
                 Record::Finished { .. } => finished = true,
             }
         }
@@ -401,41 +490,54 @@ impl JournalState {
             pid,
             finished,
             pending: intents,
+            scrubbed,
+            warnings,
         })
     }
 
-    /// Every journal in `dir` with undo work left, newest first: the order to
-    /// replay them in, since a later run's snapshot may contain an earlier
-    /// run's fault only if the earlier one was never reverted.
-    pub fn unfinished_in(dir: &Path) -> Result<Vec<Self>, JournalError> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(JournalError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                });
-            }
-        };
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
-                continue;
-            }
-            let state = Self::read(&path)?;
-            if !state.pending.is_empty() {
-                out.push(state);
-            }
+    /// Whether the run that wrote this journal still runs (it holds the
+    /// journal's lock); its faults are its own to revert then.
+    pub fn is_live(&self) -> bool {
+        match File::open(&self.path) {
+            Ok(file) => match file.try_lock() {
+                Ok(()) => false,
+                Err(std::fs::TryLockError::WouldBlock) => true,
+                Err(std::fs::TryLockError::Error(_)) => false,
+            },
+            Err(_) => false,
         }
-        out.sort_by_key(|s| std::cmp::Reverse(s.started));
-        Ok(out)
     }
 
-    /// Replays the pending undos, appending `reverted` records to the file,
-    /// and closes the journal when nothing is left. Returns the errors.
-    pub async fn replay(&self, client: &Client) -> Result<Vec<JournalError>, JournalError> {
+    /// Every journal in `dir` that is not finished (undo work left, or a
+    /// run that ended before closing it), newest first: the order to replay
+    /// them in, since a later run's snapshot may contain an earlier run's
+    /// fault only if the earlier one was never reverted. Journals that
+    /// cannot be read are listed with the reason.
+    pub fn scan(dir: &Path) -> Result<JournalScan, JournalError> {
+        let mut scan = JournalScan::default();
+        for path in journal_files(dir)? {
+            match Self::read(&path) {
+                Ok(state) if !state.finished => scan.unfinished.push(state),
+                Ok(_) => {}
+                Err(e) => scan.unreadable.push(e),
+            }
+        }
+        scan.unfinished
+            .sort_by_key(|s| std::cmp::Reverse(s.started));
+        Ok(scan)
+    }
+
+    /// Replays the pending undos, newest first, appending a `reverted`
+    /// record after each one that worked, and closes the journal when
+    /// nothing is left. Holds the journal's lock meanwhile, so two
+    /// `cleanup`s, or a `cleanup` and the live run, never revert the same
+    /// change twice. Returns what each undo did.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::InUse`] when the run that wrote it is still running;
+    /// I/O errors on the file. Nothing was reverted then.
+    pub async fn replay(&self, client: &Client) -> Result<Vec<Replayed>, JournalError> {
         let mut file = OpenOptions::new()
             .append(true)
             .open(&self.path)
@@ -443,20 +545,52 @@ impl JournalState {
                 path: self.path.clone(),
                 source,
             })?;
-        let mut errors = Vec::new();
-        for (seq, undo) in &self.pending {
-            match undo.apply(client).await {
-                Ok(()) => {
-                    let record = Record::Reverted {
-                        seq: *seq,
-                        at: Timestamp::now(),
-                    };
-                    append(&mut file, &self.path, &record)?;
-                }
-                Err(e) => errors.push(e),
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::InUse {
+                    path: self.path.clone(),
+                    run_id: self.run_id.clone(),
+                    pid: self.pid,
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(JournalError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
             }
         }
-        if errors.is_empty() {
+        // Read again under the lock: another cleanup may have finished
+        // some of it between the scan and now.
+        let state = Self::read(&self.path)?;
+        let mut done = Vec::new();
+        for (seq, undo) in &state.pending {
+            let action = undo.describe();
+            if state.scrubbed.contains(seq) {
+                done.push(Replayed {
+                    action,
+                    result: Err(JournalError::Scrubbed {
+                        path: self.path.clone(),
+                        target: undo.describe(),
+                    }),
+                });
+                continue;
+            }
+            let result = undo.apply(client).await;
+            if result.is_ok() {
+                let record = Record::Reverted {
+                    seq: *seq,
+                    at: Timestamp::now(),
+                };
+                append(&mut file, &self.path, &record)?;
+                if undo.holds_secret_data() {
+                    file = scrub(&self.path)?;
+                }
+            }
+            done.push(Replayed { action, result });
+        }
+        if done.iter().all(|r| r.result.is_ok()) {
             append(
                 &mut file,
                 &self.path,
@@ -465,8 +599,151 @@ impl JournalState {
                 },
             )?;
         }
-        Ok(errors)
+        Ok(done)
     }
+}
+
+/// The `*.jsonl` files in `dir` (none if it does not exist).
+fn journal_files(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// How long finished journals are kept by default: 30 days.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Removes the journals in `dir` that are finished and were last written
+/// more than `older_than` ago. A journal with anything pending, one that
+/// cannot be read, and one a live run holds are never removed. Returns the
+/// files removed.
+pub fn prune(dir: &Path, older_than: std::time::Duration) -> Result<Vec<PathBuf>, JournalError> {
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for path in journal_files(dir)? {
+        let Ok(state) = JournalState::read(&path) else {
+            continue;
+        };
+        if !state.finished || !state.pending.is_empty() || state.is_live() {
+            continue;
+        }
+        let age = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| now.duration_since(m).ok());
+        if age.is_some_and(|a| a > older_than) && std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Takes the exclusive lock a run holds on its journal for as long as it lives.
+fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
+    file.try_lock().map_err(|e| JournalError::Io {
+        path: path.to_path_buf(),
+        source: match e {
+            std::fs::TryLockError::Error(e) => e,
+            std::fs::TryLockError::WouldBlock => {
+                std::io::Error::other("another process holds this journal")
+            }
+        },
+    })
+}
+
+fn is_secret(object: &DynamicObject) -> bool {
+    object
+        .types
+        .as_ref()
+        .is_some_and(|t| t.kind == "Secret" && t.api_version == "v1")
+}
+
+/// The fields of a Secret that hold its data.
+fn secret_fields(object: &DynamicObject) -> impl Iterator<Item = &str> {
+    ["data", "stringData"]
+        .into_iter()
+        .filter(|f| object.data.get(*f).is_some())
+}
+
+/// Rewrites the journal at `path` without the data of Secrets whose restore
+/// it records as done, marking those intents `scrubbed`. The new file is
+/// written beside it (0600), locked, synced and renamed over the old one,
+/// so a crash leaves either whole file; returns it, open for appending.
+fn scrub(path: &Path) -> Result<File, JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let records: Vec<Option<Record>> = text.lines().map(|l| serde_json::from_str(l).ok()).collect();
+    let reverted: std::collections::HashSet<u64> = records
+        .iter()
+        .flatten()
+        .filter_map(|r| match r {
+            Record::Reverted { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for (line, record) in text.lines().zip(records) {
+        match record {
+            Some(Record::Intent {
+                seq,
+                experiment,
+                undo: UndoAction::Restore { mut object },
+                at,
+                scrubbed: None,
+            }) if reverted.contains(&seq) && is_secret(&object) => {
+                if let Some(map) = object.data.as_object_mut() {
+                    map.remove("data");
+                    map.remove("stringData");
+                }
+                let record = Record::Intent {
+                    seq,
+                    experiment,
+                    undo: UndoAction::Restore { object },
+                    at,
+                    scrubbed: Some(Timestamp::now()),
+                };
+                let encoded =
+                    serde_json::to_string(&record).map_err(|e| io(std::io::Error::other(e)))?;
+                out.push_str(&encoded);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".scrub");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = crate::state::create_private(&tmp).map_err(io)?;
+    // Locked before it takes the journal's name: no moment where the
+    // journal exists unlocked while its run lives.
+    lock(&file, &tmp)?;
+    file.write_all(out.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(file)
 }
 
 fn append(file: &mut File, path: &Path, record: &Record) -> Result<(), JournalError> {
@@ -478,20 +755,6 @@ fn append(file: &mut File, path: &Path, record: &Record) -> Result<(), JournalEr
     line.push(b'\n');
     file.write_all(&line).map_err(io)?;
     file.sync_data().map_err(io)
-}
-
-/// breakfix's state folder (journals, kubeconfigs of clusters it created).
-pub fn state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BREAKFIX_STATE_DIR") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
-        return PathBuf::from(dir).join("breakfix");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/state/breakfix")
 }
 
 #[cfg(test)]
@@ -586,7 +849,7 @@ mod tests {
     }
 
     #[test]
-    fn finished_journals_with_nothing_pending_are_not_listed() {
+    fn finished_journals_are_not_listed_and_a_corrupt_one_hides_no_other() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "done", cluster()).unwrap();
         let seq = j.intend("exp", delete("a")).unwrap();
@@ -594,8 +857,173 @@ mod tests {
         j.finish().unwrap();
         let mut open = Journal::create(dir.path(), "open", cluster()).unwrap();
         open.intend("exp", delete("b")).unwrap();
-        let unfinished = JournalState::unfinished_in(dir.path()).unwrap();
-        assert_eq!(unfinished.len(), 1);
-        assert_eq!(unfinished[0].run_id, "open");
+        let mut edited = Journal::create(dir.path(), "edited", cluster()).unwrap();
+        edited.intend("exp", delete("c")).unwrap();
+        edited.intend("exp", delete("d")).unwrap();
+        let path = edited.path().to_path_buf();
+        drop(edited);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replacen("\"record\":\"intent\"", "\"record\":\"intnet\"", 1),
+        )
+        .unwrap();
+
+        let scan = JournalState::scan(dir.path()).unwrap();
+        let runs: Vec<_> = scan.unfinished.iter().map(|s| s.run_id.as_str()).collect();
+        assert_eq!(runs, ["open"]);
+        assert_eq!(scan.unreadable.len(), 1);
+        let message = scan.unreadable[0].to_string();
+        assert!(
+            message.contains("edited.jsonl line 2 is not a record"),
+            "{message}"
+        );
+        assert!(message.contains("nothing was reverted"), "{message}");
+    }
+
+    #[test]
+    fn the_journal_is_0600_in_a_0700_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("journal");
+        let j = Journal::create(&dir, "private", cluster()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(j.path()), 0o600);
+    }
+
+    fn secret(name: &str) -> UndoAction {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "shop"},
+            "type": "Opaque",
+            "data": {"password": "aHVudGVyMg=="},
+            "stringData": {"token": "s3cr3t"},
+        }))
+        .unwrap();
+        UndoAction::Restore {
+            object: Box::new(object),
+        }
+    }
+
+    #[test]
+    fn a_secrets_data_stays_only_while_its_restore_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "secret", cluster()).unwrap();
+        let other = j.intend("exp", delete("cm")).unwrap();
+        let seq = j.intend("exp", secret("db")).unwrap();
+        let text = std::fs::read_to_string(j.path()).unwrap();
+        assert!(text.contains("aHVudGVyMg==") && text.contains("s3cr3t"));
+
+        j.mark_reverted(seq).unwrap();
+        let text = std::fs::read_to_string(j.path()).unwrap();
+        assert!(!text.contains("aHVudGVyMg=="), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("\"scrubbed\""), "{text}");
+        let state = JournalState::read(j.path()).unwrap();
+        assert_eq!(state.pending.len(), 1, "the other undo is still pending");
+        assert!(state.scrubbed.is_empty());
+
+        // The rewritten file is the one the run goes on writing to, still
+        // locked and still private.
+        assert!(state.is_live());
+        j.mark_reverted(other).unwrap();
+        let path = j.path().to_path_buf();
+        j.finish().unwrap();
+        let state = JournalState::read(&path).unwrap();
+        assert!(state.finished && state.pending.is_empty());
+        assert!(!state.is_live());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    /// A client for an address nothing listens on: replay must refuse
+    /// before it would ever use it.
+    fn unreachable_client() -> Client {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        Client::try_from(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_restore_whose_data_was_scrubbed_is_never_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "edited", cluster()).unwrap();
+        let seq = j.intend("exp", secret("db")).unwrap();
+        j.mark_reverted(seq).unwrap();
+        let path = j.path().to_path_buf();
+        drop(j);
+        // Someone deletes the `reverted` line by hand.
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("\"record\":\"reverted\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+
+        let state = JournalState::read(&path).unwrap();
+        assert_eq!(state.scrubbed, vec![seq]);
+        let done = state.replay(&unreachable_client()).await.unwrap();
+        assert_eq!(done.len(), 1);
+        let message = done[0].result.as_ref().unwrap_err().to_string();
+        assert!(message.contains("is not restored again"), "{message}");
+        assert!(!JournalState::read(&path).unwrap().finished);
+    }
+
+    #[tokio::test]
+    async fn a_live_runs_journal_is_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "live", cluster()).unwrap();
+        j.intend("exp", delete("a")).unwrap();
+        let state = JournalState::read(j.path()).unwrap();
+        assert!(state.is_live());
+        let err = state.replay(&unreachable_client()).await.unwrap_err();
+        assert!(
+            matches!(err, JournalError::InUse { ref run_id, .. } if run_id == "live"),
+            "{err}"
+        );
+        drop(j);
+        assert!(!state.is_live());
+    }
+
+    #[test]
+    fn prune_removes_old_finished_journals_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let age = |path: &Path, days: u64| {
+            let file = File::options().append(true).open(path).unwrap();
+            let then =
+                std::time::SystemTime::now() - std::time::Duration::from_secs(days * 24 * 3600);
+            file.set_modified(then).unwrap();
+        };
+        let mut old = Journal::create(dir.path(), "old", cluster()).unwrap();
+        let seq = old.intend("exp", delete("a")).unwrap();
+        old.mark_reverted(seq).unwrap();
+        let old_path = old.path().to_path_buf();
+        old.finish().unwrap();
+        age(&old_path, 40);
+
+        let recent = Journal::create(dir.path(), "recent", cluster()).unwrap();
+        let recent_path = recent.path().to_path_buf();
+        recent.finish().unwrap();
+        age(&recent_path, 2);
+
+        let mut pending = Journal::create(dir.path(), "pending", cluster()).unwrap();
+        pending.intend("exp", delete("b")).unwrap();
+        let pending_path = pending.path().to_path_buf();
+        drop(pending);
+        age(&pending_path, 400);
+
+        let torn = dir.path().join("torn.jsonl");
+        std::fs::write(&torn, "not json\nat all\n").unwrap();
+        age(&torn, 400);
+
+        let removed = prune(dir.path(), DEFAULT_RETENTION).unwrap();
+        assert_eq!(removed, vec![old_path.clone()]);
+        assert!(!old_path.exists());
+        assert!(recent_path.exists() && pending_path.exists() && torn.exists());
     }
 }

@@ -9,7 +9,7 @@
 //! [`timeline`]; the [`report`] module renders the [`RunReport`].
 //!
 //! The modules import one way only, from the vocabulary up:
-//! [`vocab`] → [`kobj`] → [`journal`] → [`detect`] → [`baseline`]/[`fault`]
+//! [`vocab`]/[`state`] → [`kobj`] → [`journal`] → [`detect`] → [`baseline`]/[`fault`]
 //! → [`experiment`]/[`cluster`] → [`timeline`] → [`slo`] → [`runner`] →
 //! [`compare`] → [`report`] → [`diff`]/[`gameday`]; the command line sits on top and
 //! the library works without it. Modules of one layer never import each
@@ -41,6 +41,7 @@ pub mod kobj;
 pub mod report;
 pub mod runner;
 pub mod slo;
+pub mod state;
 pub mod timeline;
 pub mod vocab;
 

@@ -611,3 +611,56 @@ fn a_breakfix_workers_that_is_not_a_number_is_named() {
         stderr(&out)
     );
 }
+
+/// `cleanup` on a folder holding a journal edited by hand and an old
+/// finished one: the bad one is named with its line and nothing of it is
+/// reverted (exit 2); the old finished one is removed by retention.
+#[test]
+fn cleanup_names_a_bad_journal_and_prunes_old_finished_ones() {
+    let dir = tempfile::tempdir().expect("a temporary journal folder");
+    let header = r#"{"record":"header","run_id":"R","cluster":{"provider":"kind","name":"gone"},"at":"2026-01-01T00:00:00Z","pid":1}"#;
+    std::fs::write(
+        dir.path().join("edited.jsonl"),
+        format!(
+            "{}\n{{\"record\":\"intent\",\"seq\":1,\"undo\":{{\"action\":\"reboot\"}}}}\n{{\"record\":\"finished\",\"at\":\"2026-01-01T00:00:01Z\"}}\n",
+            header.replace("\"R\"", "\"edited\"")
+        ),
+    )
+    .unwrap();
+    let old = dir.path().join("old.jsonl");
+    std::fs::write(
+        &old,
+        format!(
+            "{}\n{{\"record\":\"finished\",\"at\":\"2026-01-01T00:00:01Z\"}}\n",
+            header.replace("\"R\"", "\"old\"")
+        ),
+    )
+    .unwrap();
+    let forty_days = std::time::Duration::from_secs(40 * 24 * 3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - forty_days)
+        .unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_breakfix"))
+        .args(["cleanup", "--journal-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("breakfix runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("edited.jsonl line 2 is not a record"), "{err}");
+    assert!(
+        err.contains("nothing was reverted from this journal"),
+        "{err}"
+    );
+    assert!(!old.exists(), "the old finished journal is pruned");
+    assert!(dir.path().join("edited.jsonl").exists());
+    assert!(
+        stdout(&out).contains("removed 1 finished journal(s) older than 30 days"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -1,7 +1,7 @@
 //! The module graph flows one way, from the vocabulary up:
 //!
 //! ```text
-//! vocab → kobj → journal → detect → baseline, fault → experiment, cluster
+//! vocab, state → kobj → journal → detect → baseline, fault → experiment, cluster
 //!       → timeline → slo → runner → compare → report → diff, gameday → cli, testkit
 //! ```
 //!
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module may import any module of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["vocab"],
+    &["vocab", "state"],
     &["kobj"],
     &["journal"],
     &["detect"],

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use breakfix::cluster::{self, KindOptions};
 use breakfix::gameday::server::{self, Tokens};
 use breakfix::gameday::{GameDay, GamePhase, TEAM_NAMES, debrief};
-use breakfix::journal::state_dir;
+use breakfix::state::state_dir;
 use breakfix::vocab::HumanDuration;
 
 use super::{EXIT_USAGE, load_all};

@@ -72,11 +72,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Revert whatever crashed runs left behind, from their journals.
+    /// Revert whatever crashed runs left behind, from their journals; remove
+    /// finished journals past their retention.
     Cleanup {
         /// Folder of journals (default: ~/.local/state/breakfix/journal).
         #[arg(long, env = "BREAKFIX_JOURNAL_DIR")]
         journal_dir: Option<PathBuf>,
+        /// Finished journals older than this many days are removed (a
+        /// journal with anything left to revert never is).
+        #[arg(long, env = "BREAKFIX_JOURNAL_RETENTION_DAYS", default_value_t = 30)]
+        journal_retention_days: u32,
     },
     /// Manage the kind clusters breakfix creates.
     Cluster {
@@ -190,7 +195,10 @@ async fn dispatch(command: Command) -> u8 {
         Command::Report(args) => report::report(args),
         Command::Compare(args) => compare::compare(args),
         Command::List { json } => list(json),
-        Command::Cleanup { journal_dir } => run::cleanup(journal_dir).await,
+        Command::Cleanup {
+            journal_dir,
+            journal_retention_days,
+        } => run::cleanup(journal_dir, journal_retention_days).await,
         Command::Cluster { command } => match command {
             ClusterCommand::Up(args) => {
                 let workers = match args

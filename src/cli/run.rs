@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use breakfix::cluster::{self, ClusterError, KindOptions};
 use breakfix::journal::ClusterRecord;
-use breakfix::journal::{Journal, JournalState};
+use breakfix::journal::{self, Journal, JournalState};
 use breakfix::report::{self, junit};
 use breakfix::runner::outcome::REPORT_SCHEMA_VERSION;
 use breakfix::runner::partition::Partition;
@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// hash of the name. `breakfix report merge` joins the shards' reports.
     #[arg(long, value_name = "count:I/N|hash:I/N")]
     partition: Option<String>,
+    /// Finished journals older than this many days are removed when the run
+    /// starts (a journal with anything left to revert never is).
+    #[arg(long, env = "BREAKFIX_JOURNAL_RETENTION_DAYS", default_value_t = 30)]
+    journal_retention_days: u32,
 }
 
 pub(super) fn cluster_error(e: &ClusterError) -> u8 {
@@ -190,7 +194,8 @@ pub async fn run(args: RunArgs) -> u8 {
         .events(tx)
         .cancel(cancel.clone())
         .keep_baselines(args.keep)
-        .jobs(args.jobs);
+        .jobs(args.jobs)
+        .journal_retention(retention(args.journal_retention_days));
     if let Some(dir) = &args.journal_dir {
         builder = builder.journal_dir(dir);
     }
@@ -281,64 +286,108 @@ pub(super) fn spawn_signal_handler(cancel: CancellationToken) {
     });
 }
 
-pub async fn cleanup(dir: Option<PathBuf>) -> u8 {
+/// Replays what crashed runs left, journal by journal, saying for each
+/// undo whether it worked; then removes finished journals older than
+/// `retention_days`. Exit 0 when nothing is left to revert, 1 when some
+/// undo failed or a run is still live, 2 when a journal cannot be read.
+pub async fn cleanup(dir: Option<PathBuf>, retention_days: u32) -> u8 {
     let dir = dir.unwrap_or_else(Journal::default_dir);
-    let journals = match JournalState::unfinished_in(&dir) {
+    let scan = match JournalState::scan(&dir) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
-    if journals.is_empty() {
-        println!("nothing to clean up in {}", dir.display());
-        return 0;
-    }
     let mut code = 0;
-    for state in journals {
-        println!(
-            "run {} on {} `{}`: {} change(s) to revert",
-            state.run_id,
-            state.cluster.provider,
-            state.cluster.name,
-            state.pending.len()
-        );
-        let client = match tokio::time::timeout(
-            Duration::from_secs(30),
-            cluster::client_for_record(&state.cluster),
-        )
-        .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                eprintln!("  error: {e}");
-                code = 1;
-                continue;
-            }
-            Err(_) => {
-                eprintln!("  error: cluster did not answer within 30s");
-                code = 1;
-                continue;
-            }
-        };
-        for (_, undo) in &state.pending {
-            println!("  {}", undo.describe());
-        }
-        match state.replay(&client).await {
-            Ok(errors) if errors.is_empty() => println!("  done"),
-            Ok(errors) => {
-                for e in errors {
-                    eprintln!("  error: {e}");
-                }
-                code = 1;
-            }
-            Err(e) => {
-                eprintln!("  error: {e}");
-                code = 1;
-            }
-        }
+    for e in &scan.unreadable {
+        eprintln!("error: {e}");
+        code = EXIT_USAGE;
+    }
+    if scan.unfinished.is_empty() && scan.unreadable.is_empty() {
+        println!("nothing to clean up in {}", dir.display());
+    }
+    for state in scan.unfinished {
+        code = code.max(cleanup_one(&state).await);
+    }
+    match journal::prune(&dir, retention(retention_days)) {
+        Ok(removed) if !removed.is_empty() => println!(
+            "removed {} finished journal(s) older than {retention_days} days from {}",
+            removed.len(),
+            dir.display()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: {e}"),
     }
     code
+}
+
+/// How long finished journals are kept, from a number of days.
+pub fn retention(days: u32) -> Duration {
+    Duration::from_secs(u64::from(days) * 24 * 3600)
+}
+
+async fn cleanup_one(state: &JournalState) -> u8 {
+    println!(
+        "run {} on {} `{}` (started {}, pid {}): {} change(s) to revert",
+        state.run_id,
+        state.cluster.provider,
+        state.cluster.name,
+        state.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        state.pid,
+        state.pending.len()
+    );
+    for w in &state.warnings {
+        println!("  note: {w}");
+    }
+    if state.is_live() {
+        println!(
+            "  skipped: that run is still running and reverts its own faults (stop it with Ctrl-C or SIGTERM)"
+        );
+        return 1;
+    }
+    let client = match tokio::time::timeout(
+        Duration::from_secs(30),
+        cluster::client_for_record(&state.cluster),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            eprintln!("  error: {e}; nothing reverted");
+            return 1;
+        }
+        Err(_) => {
+            eprintln!("  error: cluster did not answer within 30s; nothing reverted");
+            return 1;
+        }
+    };
+    let done = match state.replay(&client).await {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("  error: {e}");
+            return 1;
+        }
+    };
+    let failed = done.iter().filter(|r| r.result.is_err()).count();
+    for r in &done {
+        match &r.result {
+            Ok(()) => println!("  {}: done", r.action),
+            Err(e) => println!("  {}: FAILED: {e}", r.action),
+        }
+    }
+    if failed == 0 {
+        println!("  done");
+        0
+    } else {
+        println!(
+            "  {} of {} reverted; {failed} left in {} (run `breakfix cleanup` again once the cause is fixed)",
+            done.len() - failed,
+            done.len(),
+            state.path.display()
+        );
+        1
+    }
 }
 
 pub async fn cluster_up(name: &str, workers: u32) -> u8 {

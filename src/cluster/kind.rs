@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use super::{ClusterError, ClusterHandle, client_for_context, wait_cluster_ready};
-use crate::journal::{ClusterRecord, state_dir};
+use crate::journal::ClusterRecord;
+use crate::state::{private_dir, state_dir, write_private};
 
 /// The node image `just images` builds (see versions.env).
 pub const DEFAULT_NODE_IMAGE: &str = "breakfix/node:v1.34.4";
@@ -241,33 +242,44 @@ pub async fn ensure(opts: &KindOptions) -> Result<ClusterHandle, ClusterError> {
     })
 }
 
-async fn create(kind: &Path, opts: &KindOptions) -> Result<KindCluster, ClusterError> {
-    let dir = KindCluster::registry_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| ClusterError::Kubeconfig {
-        path: dir.clone(),
+/// Writes the kind config and the registry record of a cluster about to be
+/// created into `dir` (0700; files 0600: the kubeconfig kind writes beside
+/// them holds a cluster-admin key). Returns the record and the config's path.
+fn record_new_cluster(
+    dir: &Path,
+    opts: &KindOptions,
+) -> Result<(KindCluster, PathBuf), ClusterError> {
+    let failed = |p: &Path, e: std::io::Error| ClusterError::Kubeconfig {
+        path: p.to_path_buf(),
         detail: e.to_string(),
-    })?;
+    };
+    private_dir(dir).map_err(|e| failed(dir, e))?;
     let config_path = dir.join(format!("{}.kind.yaml", opts.name));
     let kubeconfig = dir.join(format!("{}.kubeconfig", opts.name));
-    let write = |p: &Path, text: &str| {
-        std::fs::write(p, text).map_err(|e| ClusterError::Kubeconfig {
-            path: p.to_path_buf(),
-            detail: e.to_string(),
-        })
-    };
-    write(&config_path, &kind_config(opts.workers))?;
+    write_private(&config_path, kind_config(opts.workers).as_bytes())
+        .map_err(|e| failed(&config_path, e))?;
     let cluster = KindCluster {
         name: opts.name.clone(),
         node_image: opts.node_image.clone(),
         workers: opts.workers,
-        kubeconfig: kubeconfig.clone(),
+        kubeconfig,
         created_at: jiff::Timestamp::now(),
     };
+    let record = dir.join(format!("{}.json", opts.name));
+    write_private(
+        &record,
+        serde_json::to_string_pretty(&cluster)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .map_err(|e| failed(&record, e))?;
+    Ok((cluster, config_path))
+}
+
+async fn create(kind: &Path, opts: &KindOptions) -> Result<KindCluster, ClusterError> {
     // Recorded before creation so a crash mid-create still lets `cluster down` clean up.
-    write(
-        &KindCluster::record_path(&opts.name),
-        &serde_json::to_string_pretty(&cluster).unwrap_or_default(),
-    )?;
+    let (cluster, config_path) = record_new_cluster(&KindCluster::registry_dir(), opts)?;
+    let kubeconfig = cluster.kubeconfig.clone();
     let config_arg = config_path.to_string_lossy().into_owned();
     let kubeconfig_arg = kubeconfig.to_string_lossy().into_owned();
     let result = run(
@@ -291,6 +303,16 @@ async fn create(kind: &Path, opts: &KindOptions) -> Result<KindCluster, ClusterE
     if let Err(e) = result {
         let _ = delete(&opts.name).await;
         return Err(e);
+    }
+    // kind writes a new kubeconfig 0600 itself; make sure of it whatever
+    // kind version wrote it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(crate::state::PRIVATE_FILE_MODE);
+        std::fs::set_permissions(&kubeconfig, private).map_err(|e| ClusterError::Kubeconfig {
+            path: kubeconfig.clone(),
+            detail: e.to_string(),
+        })?;
     }
     Ok(cluster)
 }
@@ -327,6 +349,23 @@ pub async fn delete(name: &str) -> Result<(), ClusterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_and_kind_config_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("clusters");
+        let opts = KindOptions {
+            name: "private".into(),
+            ..KindOptions::default()
+        };
+        let (cluster, config) = record_new_cluster(&dir, &opts).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&config), 0o600);
+        assert_eq!(mode(&dir.join("private.json")), 0o600);
+        assert_eq!(cluster.kubeconfig, dir.join("private.kubeconfig"));
+    }
 
     #[test]
     fn kind_config_lists_one_control_plane_and_the_workers() {

@@ -32,7 +32,9 @@ pub enum ReportError {
     Encode(String),
 }
 
-/// Writes `text` to `path` atomically (temp file then rename).
+/// Writes `text` to `path` atomically (temp file then rename), readable by
+/// its owner only (0600): reports quote what the cluster showed (event
+/// messages, the values condition SLOs read), which may be object data.
 pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
     let io = |source| ReportError::Io {
         path: path.display().to_string(),
@@ -41,13 +43,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    // suite.json → suite.json.tmp: reports that share a stem never share a
-    // temporary file.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::state::write_private(path, text.as_bytes()).map_err(io)
 }
 
 /// The JSON report (schema `breakfix.dev/report/v1`).

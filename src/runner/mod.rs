@@ -86,6 +86,7 @@ pub struct RunnerBuilder {
     keep_baselines: bool,
     jobs: Jobs,
     instances: Option<bool>,
+    journal_retention: std::time::Duration,
 }
 
 impl RunnerBuilder {
@@ -154,6 +155,14 @@ impl RunnerBuilder {
         self
     }
 
+    /// How long finished journals are kept (default 30 days): older ones
+    /// in the journal folder are removed when the runner is built. A
+    /// journal with anything left to revert is never removed.
+    pub fn journal_retention(mut self, keep: std::time::Duration) -> Self {
+        self.journal_retention = keep;
+        self
+    }
+
     /// Creates the journal and the runner.
     ///
     /// # Errors
@@ -170,6 +179,16 @@ impl RunnerBuilder {
         });
         let dir = self.journal_dir.unwrap_or_else(Journal::default_dir);
         let journal = Journal::create(&dir, &run_id, cluster.clone())?;
+        match crate::journal::prune(&dir, self.journal_retention) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(
+                    "removed {} finished journal(s) past retention",
+                    removed.len()
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("journal retention: {e}"),
+        }
         Ok(Runner {
             client: self.client,
             cluster,
@@ -232,6 +251,7 @@ impl Runner {
             keep_baselines: false,
             jobs: Jobs::default(),
             instances: None,
+            journal_retention: crate::journal::DEFAULT_RETENTION,
         }
     }
 
@@ -544,9 +564,11 @@ impl Worker {
 async fn replay(path: &Path, client: &Client) {
     match JournalState::read(path) {
         Ok(state) => match state.replay(client).await {
-            Ok(errors) => {
-                for e in errors {
-                    tracing::error!("{e}");
+            Ok(done) => {
+                for r in done {
+                    if let Err(e) = r.result {
+                        tracing::error!("{}: {e}", r.action);
+                    }
                 }
             }
             Err(e) => tracing::error!("{e}"),

@@ -73,6 +73,14 @@ async fn the_reference_breaks_and_the_revert_restores_everything_exactly(
     let mut journal = support::journal(dir.path(), "mount-run");
     let mut ctx = support::context(&ns.client, &mut journal, "mount", "mount-run");
     let injection = fault.inject(&mut ctx).await.unwrap();
+    // "fixture-token", base64: the Secret's data as the API server returns it.
+    let secret_data = "Zml4dHVyZS10b2tlbg==";
+    let journaled = || std::fs::read_to_string(journal_path(dir.path())).unwrap();
+    assert_eq!(
+        journaled().contains(secret_data),
+        kind == "Secret" && by == "delete",
+        "a deleted Secret's data is journaled until it is restored"
+    );
     let template = deployments.get("app").await.unwrap().spec.unwrap().template;
     let spec_json = serde_json::to_string(&template.spec).unwrap();
     if by == "delete" {
@@ -106,6 +114,10 @@ async fn the_reference_breaks_and_the_revert_restores_everything_exactly(
 
     let errors = journal.revert_all(&ns.client).await;
     assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        !journaled().contains(secret_data),
+        "restored: the journal no longer holds the Secret's data"
+    );
     let object_after = breakfix::kobj::get(&ns.client, &object)
         .await
         .unwrap()
@@ -116,6 +128,11 @@ async fn the_reference_breaks_and_the_revert_restores_everything_exactly(
         "{kind} {name} must be back exactly (data, labels, annotations)"
     );
     assert_eq!(deployments.get("app").await.unwrap().spec, spec_before);
+}
+
+/// The journal file `support::journal` created in `dir`.
+fn journal_path(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("mount-run.jsonl")
 }
 
 #[tokio::test]
