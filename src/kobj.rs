@@ -12,13 +12,13 @@ use serde::{Deserialize, Serialize};
 /// Errors working with objects.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
-    #[error("the cluster does not serve {api_version} {kind}: {source}")]
+    #[error("the cluster does not serve {api_version} {kind}: {}", explain(source))]
     Discovery {
         api_version: String,
         kind: String,
         source: kube::Error,
     },
-    #[error("{target}: {source}")]
+    #[error("{target}: {}", explain(source))]
     Api {
         target: ObjectRef,
         source: kube::Error,
@@ -32,11 +32,56 @@ pub enum ObjectError {
         target: ObjectRef,
         waited: std::time::Duration,
     },
-    #[error("watching {target} for its deletion: {source}")]
+    #[error("watching {target} for its deletion: {}", explain_wait(source))]
     Wait {
         target: ObjectRef,
         source: kube::runtime::wait::Error,
     },
+}
+
+/// One readable line for an error from a request to the API server. A
+/// refusal is its reason and message (`Forbidden: namespaces "shop" is
+/// forbidden: …`), not the whole Status, which is logged at info level
+/// (`-v`) for whoever needs its details and causes.
+pub fn explain(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            tracing::info!(?status, "the API server's answer");
+            status_line(status)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// [`explain`] for errors of a watch.
+pub fn explain_watch(error: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(e) => format!("listing failed: {}", explain(e)),
+        W::WatchStartFailed(e) => format!("starting the watch failed: {}", explain(e)),
+        W::WatchFailed(e) => format!("the watch failed: {}", explain(e)),
+        W::WatchError(status) => {
+            tracing::info!(?status, "the API server's answer");
+            format!("the watch failed: {}", status_line(status))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// [`explain`] for errors of [`kube::runtime::wait`].
+pub fn explain_wait(error: &kube::runtime::wait::Error) -> String {
+    match error {
+        kube::runtime::wait::Error::ProbeFailed(e) => explain_watch(e),
+    }
+}
+
+fn status_line(status: &kube::core::Status) -> String {
+    match (status.reason.as_str(), status.message.as_str()) {
+        ("", "") => format!("the API server answered {}", status.code),
+        ("", message) => message.to_string(),
+        (reason, "") => format!("{reason} ({})", status.code),
+        (reason, message) => format!("{reason}: {message}"),
+    }
 }
 
 /// Identifies one object: apiVersion, kind, namespace (if namespaced), name.
@@ -278,4 +323,45 @@ pub async fn apply(client: &Client, obj: &DynamicObject) -> Result<DynamicObject
     api.patch(&target.name, &pp, &Patch::Apply(obj))
         .await
         .map_err(|source| ObjectError::Api { target, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(reason: &str, message: &str, code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            status: Some(kube::core::response::StatusSummary::Failure),
+            code,
+            message: message.into(),
+            metadata: None,
+            reason: reason.into(),
+            details: None,
+        }))
+    }
+
+    #[test]
+    fn an_api_refusal_is_one_line_naming_the_object_reason_and_message() {
+        let err = ObjectError::Api {
+            target: ObjectRef::namespaced("apps/v1", "Deployment", "canaries", "web"),
+            source: refused(
+                "Forbidden",
+                "deployments.apps \"web\" is forbidden: unable to create new content in namespace canaries because it is being terminated",
+                403,
+            ),
+        };
+        assert_eq!(
+            err.to_string(),
+            "deployment/web -n canaries: Forbidden: deployments.apps \"web\" is forbidden: unable to create new content in namespace canaries because it is being terminated"
+        );
+    }
+
+    #[test]
+    fn a_status_without_reason_or_message_still_says_something() {
+        assert_eq!(
+            explain(&refused("", "", 500)),
+            "the API server answered 500"
+        );
+        assert_eq!(explain(&refused("NotFound", "", 404)), "NotFound (404)");
+    }
 }

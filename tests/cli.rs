@@ -664,3 +664,67 @@ fn cleanup_names_a_bad_journal_and_prunes_old_finished_ones() {
         stdout(&out)
     );
 }
+
+/// Every stop signal ends a run the same orderly way, with the shell's
+/// code for it: here while breakfix waits for a cluster that accepts
+/// connections and never answers, before anything was injected.
+#[rstest::rstest]
+#[case::sigint("-INT", 130)]
+#[case::sigterm("-TERM", 143)]
+#[case::sighup("-HUP", 129)]
+#[case::sigquit("-QUIT", 131)]
+fn a_stop_signal_before_injection_exits_with_its_code(#[case] signal: &str, #[case] code: i32) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            held.push(conn);
+        }
+    });
+    let state = tempfile::tempdir().unwrap();
+    let kubeconfig = state.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: silent\n  context: {{cluster: silent, user: u}}\n"
+        ),
+    )
+    .unwrap();
+    let experiment = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/image-typo.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_breakfix"))
+        .args(["run", experiment, "--context", "silent", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .env("BREAKFIX_STATE_DIR", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let waiting = line.contains("getting a cluster");
+        seen.push(line);
+        if waiting {
+            break;
+        }
+    }
+    // The signal handlers are installed before that line is printed.
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    let text = seen.join("\n");
+    assert_eq!(status.code(), Some(code), "{text}");
+    assert!(
+        text.contains("interrupted before any fault was injected"),
+        "{text}"
+    );
+}

@@ -1,13 +1,21 @@
 //! Server-side apply of a baseline, and its removal.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use kube::Client;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
 use kube::discovery::Scope;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client};
 
 use super::LoadedBaseline;
 use crate::kobj::{self, ObjectError, ObjectRef};
+
+/// How long a baseline apply waits for a namespace still being deleted
+/// (an earlier run's baseline, say) to be gone, and how long the end of a
+/// run waits for its baseline's namespace to go.
+pub const NAMESPACE_GONE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Errors applying or removing a baseline.
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +30,10 @@ pub enum ApplyError {
     )]
     CrdNotEstablished { name: String },
     #[error(
-        "namespace {name} is still being deleted after {}s; it cannot take the baseline",
-        NAMESPACE_GONE_TIMEOUT.as_secs()
+        "namespace {namespace} is still being deleted after {}; look for finalizers that hold it: `kubectl get namespace {namespace} -o yaml`",
+        crate::vocab::duration::format_duration(*waited)
     )]
-    NamespaceTerminating { name: String },
+    StillTerminating { namespace: String, waited: Duration },
     /// An instance's object turned out cluster-scoped: every instance
     /// would share it.
     #[error(
@@ -43,7 +51,7 @@ impl ApplyError {
         let source = match self {
             Self::Apply { source, .. } | Self::Object(source) => source,
             Self::CrdNotEstablished { .. }
-            | Self::NamespaceTerminating { .. }
+            | Self::StillTerminating { .. }
             | Self::SharedInInstance { .. } => return None,
         };
         match source {
@@ -77,59 +85,26 @@ impl ApplyError {
     }
 }
 
-/// How long a namespace being deleted (by an earlier run) may take to go.
-const NAMESPACE_GONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
-
-/// Waits (watching) until the namespace `name`, if it is being deleted, is
-/// gone, so a baseline applied right after an earlier run's cleanup does
-/// not land in a terminating namespace.
-async fn await_not_terminating(client: &Client, name: &str) -> Result<(), ApplyError> {
-    use k8s_openapi::api::core::v1::Namespace;
-    use kube::runtime::wait::{await_condition, conditions};
-    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
-    let target = ObjectRef {
-        api_version: "v1".into(),
-        kind: "Namespace".into(),
-        namespace: None,
-        name: name.into(),
-    };
-    let current = api.get_opt(name).await.map_err(|source| ObjectError::Api {
-        target: target.clone(),
-        source,
-    })?;
-    let Some(ns) = current else {
-        return Ok(());
-    };
-    if ns.metadata.deletion_timestamp.is_none() {
-        return Ok(());
-    }
-    let uid = ns.metadata.uid.unwrap_or_default();
-    tracing::info!(
-        namespace = name,
-        "waiting for the namespace an earlier run deleted to go"
-    );
-    match tokio::time::timeout(
-        NAMESPACE_GONE_TIMEOUT,
-        await_condition(api, name, conditions::is_deleted(&uid)),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "watching the namespace failed");
-            Err(ApplyError::NamespaceTerminating { name: name.into() })
-        }
-        Err(_) => Err(ApplyError::NamespaceTerminating { name: name.into() }),
-    }
-}
-
 /// Applies the baseline's namespace and objects with server-side apply
 /// (idempotent: re-applying an applied baseline changes nothing), labelled
-/// as managed by breakfix. Returns the objects in apply order.
+/// as managed by breakfix. Returns the objects in apply order. A namespace
+/// still being deleted (an earlier run's) is waited for first; see
+/// [`apply_baseline_noting`] to be told.
 pub async fn apply_baseline(
     client: &Client,
     baseline: &LoadedBaseline,
     run_id: &str,
+) -> Result<Vec<ObjectRef>, ApplyError> {
+    apply_baseline_noting(client, baseline, run_id, |_| {}).await
+}
+
+/// [`apply_baseline`], calling `note` once with a line to show the user
+/// when it has to wait for the namespace to finish terminating.
+pub async fn apply_baseline_noting(
+    client: &Client,
+    baseline: &LoadedBaseline,
+    run_id: &str,
+    note: impl FnOnce(String),
 ) -> Result<Vec<ObjectRef>, ApplyError> {
     let mut labels = managed_labels(baseline.name(), run_id);
     if let Some(relocation) = &baseline.instance {
@@ -139,6 +114,7 @@ pub async fn apply_baseline(
         );
     }
     let ns = baseline.spec.namespace.as_str();
+    wait_until_not_terminating(client, ns, NAMESPACE_GONE_TIMEOUT, note).await?;
     let mut namespace: DynamicObject = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -146,7 +122,6 @@ pub async fn apply_baseline(
     }))
     .map_err(ObjectError::from)?;
     namespace.metadata.labels = Some(labels.clone());
-    await_not_terminating(client, ns).await?;
     let mut applied = Vec::new();
     kobj::apply(client, &namespace)
         .await
@@ -211,12 +186,88 @@ async fn await_established(client: &Client, name: &str) -> Result<(), ApplyError
     }
 }
 
-/// Deletes what [`apply_baseline`] applied, in reverse order.
+/// Deletes what [`apply_baseline`] applied, in reverse order, without
+/// waiting for the namespace to be gone (see [`wait_namespace_gone`]).
 pub async fn delete_baseline(client: &Client, applied: &[ObjectRef]) -> Result<(), ApplyError> {
     for target in applied.iter().rev() {
         kobj::delete_if_present(client, target, None).await?;
     }
     Ok(())
+}
+
+/// If namespace `ns` is terminating, calls `note` and waits (a watch,
+/// bounded by `timeout`) until it is gone, so that what is applied next
+/// lands in a live namespace instead of being refused ("unable to create
+/// new content in namespace … because it is being terminated").
+pub async fn wait_until_not_terminating(
+    client: &Client,
+    ns: &str,
+    timeout: Duration,
+    note: impl FnOnce(String),
+) -> Result<(), ApplyError> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let live = namespaces
+        .get_opt(ns)
+        .await
+        .map_err(|source| namespace_error(ns, source))?;
+    let Some(uid) = live
+        .filter(|n| n.metadata.deletion_timestamp.is_some())
+        .and_then(|n| n.metadata.uid)
+    else {
+        return Ok(());
+    };
+    note(format!(
+        "namespace {ns} is still being deleted (an earlier run's baseline?); waiting for it to go (at most {})",
+        crate::vocab::duration::format_duration(timeout)
+    ));
+    wait_gone(namespaces, ns, &uid, timeout).await
+}
+
+/// Waits (a watch, bounded by `timeout`) until namespace `ns` — the one
+/// with `uid`, not a later one of the same name — is gone.
+pub async fn wait_namespace_gone(
+    client: &Client,
+    ns: &str,
+    uid: &str,
+    timeout: Duration,
+) -> Result<(), ApplyError> {
+    wait_gone(Api::all(client.clone()), ns, uid, timeout).await
+}
+
+async fn wait_gone(
+    namespaces: Api<Namespace>,
+    ns: &str,
+    uid: &str,
+    timeout: Duration,
+) -> Result<(), ApplyError> {
+    let gone = await_condition(namespaces, ns, conditions::is_deleted(uid));
+    match tokio::time::timeout(timeout, gone).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(source)) => Err(ApplyError::Object(ObjectError::Wait {
+            target: namespace_ref(ns),
+            source,
+        })),
+        Err(_) => Err(ApplyError::StillTerminating {
+            namespace: ns.to_string(),
+            waited: timeout,
+        }),
+    }
+}
+
+fn namespace_ref(ns: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: ns.to_string(),
+    }
+}
+
+fn namespace_error(ns: &str, source: kube::Error) -> ApplyError {
+    ApplyError::Object(ObjectError::Api {
+        target: namespace_ref(ns),
+        source,
+    })
 }
 
 fn managed_labels(baseline: &str, run_id: &str) -> BTreeMap<String, String> {

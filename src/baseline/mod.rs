@@ -15,7 +15,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::vocab::{ApiVersion, Diagnostic, HumanDuration, Name, load};
-pub use apply::{ApplyError, apply_baseline, delete_baseline};
+pub use apply::{
+    ApplyError, NAMESPACE_GONE_TIMEOUT, apply_baseline, apply_baseline_noting, delete_baseline,
+    wait_namespace_gone, wait_until_not_terminating,
+};
 pub use instance::{NotRelocatable, Relocation, delete_instance, instance_id};
 pub use render::{HelmSource, RenderError};
 pub use steady::{SteadyError, SteadyState};

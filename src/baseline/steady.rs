@@ -21,7 +21,7 @@ use crate::detect::watch::{self, Check as WatchCheck};
 pub enum SteadyError {
     #[error("not steady after {waited:?}: {unmet}")]
     Timeout { waited: Duration, unmet: String },
-    #[error("watch failed: {0}")]
+    #[error("watch failed: {}", crate::kobj::explain_watch(.0))]
     Watch(#[from] watcher::Error),
     #[error("the watch streams ended")]
     StreamEnded,

@@ -1,6 +1,27 @@
 //! The command-line front end: argument parsing, user-facing diagnostics and
 //! exit codes (0 all SLOs met, 1 an SLO missed, 2 bad input or environment,
-//! 130 interrupted after revert). Everything else lives in the library.
+//! 128 + the signal's number when stopped by SIGINT, SIGTERM, SIGHUP or
+//! SIGQUIT after the revert: 130, 143, 129, 131). Everything else lives in the library.
+
+/// `eprintln!` that never panics: stderr may be a terminal that closed
+/// (SIGHUP) or a pipe nobody reads any more, and the run must still revert
+/// and write its report files.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see `say!`).
+macro_rules! show {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = write!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
 
 mod compare;
 mod diff;
@@ -170,6 +191,9 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        // A failed write is reported with eprintln!, which panics when
+        // stderr is gone (a terminal closed by SIGHUP): keep quiet instead.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -1,6 +1,7 @@
 //! `breakfix run`, `cleanup` and `cluster`: the commands that touch clusters.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::Args;
@@ -12,6 +13,7 @@ use breakfix::journal::{self, Journal, JournalState};
 use breakfix::report::{self, junit};
 use breakfix::runner::outcome::REPORT_SCHEMA_VERSION;
 use breakfix::runner::partition::Partition;
+use breakfix::runner::shutdown::{Shutdown, ShutdownEvent, StopSignal};
 use breakfix::runner::{Jobs, RunReport, Runner};
 
 use super::{EXIT_USAGE, load_all};
@@ -66,21 +68,21 @@ pub struct RunArgs {
     /// Where the undo journal goes (default: ~/.local/state/breakfix/journal).
     #[arg(long, env = "BREAKFIX_JOURNAL_DIR")]
     journal_dir: Option<PathBuf>,
+    /// Finished journals older than this many days are removed when the run
+    /// starts (a journal with anything left to revert never is).
+    #[arg(long, env = "BREAKFIX_JOURNAL_RETENTION_DAYS", default_value_t = 30)]
+    journal_retention_days: u32,
     /// Run one shard of the experiments, for CI runners that split a suite:
     /// `count:I/N` deals them round-robin by name, `hash:I/N` by a stable
     /// hash of the name. `breakfix report merge` joins the shards' reports.
     #[arg(long, value_name = "count:I/N|hash:I/N")]
     partition: Option<String>,
-    /// Finished journals older than this many days are removed when the run
-    /// starts (a journal with anything left to revert never is).
-    #[arg(long, env = "BREAKFIX_JOURNAL_RETENTION_DAYS", default_value_t = 30)]
-    journal_retention_days: u32,
 }
 
 pub(super) fn cluster_error(e: &ClusterError) -> u8 {
-    eprintln!("error: {e}");
+    say!("error: {e}");
     if let Some(help) = e.help() {
-        eprintln!("  = help: {help}");
+        say!("  = help: {help}");
     }
     EXIT_USAGE
 }
@@ -90,7 +92,7 @@ pub async fn run(args: RunArgs) -> u8 {
         None => None,
         Some(Ok(p)) => Some(p),
         Some(Err(e)) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return EXIT_USAGE;
         }
     };
@@ -99,14 +101,14 @@ pub async fn run(args: RunArgs) -> u8 {
         Err(code) => return code,
     };
     if let Some(0) = args.repeat {
-        eprintln!("error: --repeat must be at least 1");
+        say!("error: --repeat must be at least 1");
         return EXIT_USAGE;
     }
     if let Some(p) = partition {
         let all = experiments.len();
         experiments = p.select(experiments, |e| e.name());
         let names: Vec<&str> = experiments.iter().map(|e| e.name()).collect();
-        eprintln!(
+        say!(
             "breakfix: shard {p} takes {} of {all} experiment(s){}",
             names.len(),
             if names.is_empty() {
@@ -133,7 +135,7 @@ pub async fn run(args: RunArgs) -> u8 {
                 partition: Some(p),
                 shards: Vec::new(),
             };
-            return write_reports(&report, &args);
+            return write_reports(&report, &args, None);
         }
     }
     let workers = match (args.workers, &args.context) {
@@ -141,51 +143,62 @@ pub async fn run(args: RunArgs) -> u8 {
         (None, context) => match super::workers_from_env() {
             Ok(Some(w)) if context.is_some() => {
                 if w > 0 {
-                    eprintln!(
-                        "note: BREAKFIX_WORKERS={w} ignored: --context names an existing cluster"
-                    );
+                    say!("note: BREAKFIX_WORKERS={w} ignored: --context names an existing cluster");
                 }
                 0
             }
             Ok(w) => w.unwrap_or(0),
             Err(message) => {
-                eprintln!("error: {message}");
+                say!("error: {message}");
                 return EXIT_USAGE;
             }
         },
     };
-    let cancel = CancellationToken::new();
-    spawn_signal_handler(cancel.clone());
+    let shutdown = match Shutdown::listen() {
+        Ok(s) => s,
+        Err(e) => {
+            say!("error: cannot listen for signals: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let cancel = shutdown.token();
+    let stopped_by = shutdown.signal_handle();
+    let journal_path = Arc::new(OnceLock::new());
+    tokio::spawn(report_signals(shutdown, journal_path.clone()));
 
-    eprintln!(
+    say!(
         "breakfix: {} experiment(s); getting a cluster…",
         experiments.len()
     );
-    let handle = match &args.context {
-        Some(context) => cluster::existing_context(args.kubeconfig.as_deref(), context).await,
-        None => {
-            let opts = KindOptions {
-                name: args.cluster_name.clone(),
-                workers,
-                reuse: args.reuse,
-                ..KindOptions::default()
-            };
-            tokio::select! {
-                r = cluster::kind::ensure(&opts) => r,
-                _ = cancel.cancelled() => {
-                    eprintln!("interrupted before any fault was injected");
-                    return 130;
-                }
+    let handle = async {
+        match &args.context {
+            Some(context) => cluster::existing_context(args.kubeconfig.as_deref(), context).await,
+            None => {
+                let opts = KindOptions {
+                    name: args.cluster_name.clone(),
+                    workers,
+                    reuse: args.reuse,
+                    ..KindOptions::default()
+                };
+                cluster::kind::ensure(&opts).await
             }
+        }
+    };
+    let handle = tokio::select! {
+        r = handle => r,
+        _ = cancel.cancelled() => {
+            say!("interrupted before any fault was injected");
+            return stopped_by.get().map_or(130, |s| s.exit_code() as u8);
         }
     };
     let handle = match handle {
         Ok(h) => h,
         Err(e) => return cluster_error(&e),
     };
-    eprintln!(
+    say!(
         "cluster: {} `{}` ready",
-        handle.record.provider, handle.record.name
+        handle.record.provider,
+        handle.record.name
     );
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -205,85 +218,101 @@ pub async fn run(args: RunArgs) -> u8 {
     let runner = match builder.build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return EXIT_USAGE;
         }
     };
+    let _ = journal_path.set(runner.journal_path().to_path_buf());
     let progress = tokio::spawn(report::progress::show(rx));
     let mut report = runner.run(&experiments).await;
     let _ = progress.await;
     report.partition = partition;
 
-    let code = write_reports(&report, &args);
+    let code = write_reports(&report, &args, stopped_by.get());
     if handle.created && !args.keep && args.context.is_none() {
-        eprintln!(
+        say!(
             "deleting kind cluster `{}` (pass --keep to keep it)",
             handle.record.name
         );
         if let Err(e) = cluster::kind::delete(&handle.record.name).await {
-            eprintln!("warning: {e}");
+            say!("warning: {e}");
         }
     }
     code
 }
 
 /// Prints the summary and writes the report files asked for; the exit code
-/// of the run (2 when a file could not be written).
-fn write_reports(report: &RunReport, args: &RunArgs) -> u8 {
-    print!("{}", report::summary(report));
-    let mut code = report.exit_code() as u8;
-    if let Some(path) = &args.json
-        && let Err(e) = report::to_json(report).and_then(|t| report::write_file(path, &t))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
-    if let Some(path) = &args.junit
-        && let Err(e) = junit::to_junit(report).and_then(|t| report::write_file(path, &t))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
-    if let Some(path) = &args.markdown
-        && let Err(e) = report::write_file(path, &report::markdown::to_markdown(report))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
-    if let Some(path) = &args.html
-        && let Err(e) = report::write_file(path, &report::html::to_html(report))
-    {
-        eprintln!("error: {e}");
-        code = code.max(EXIT_USAGE);
-    }
+/// of the run (2 when a file could not be written; the signal's code when
+/// one stopped it).
+fn write_reports(report: &RunReport, args: &RunArgs, stopped_by: Option<StopSignal>) -> u8 {
+    show!("{}", report::summary(report));
+    let mut code = match (report.exit_code(), stopped_by) {
+        (130, Some(signal)) => signal.exit_code(),
+        (code, _) => code,
+    } as u8;
+    let mut written = |path: &Option<PathBuf>, text: Result<String, report::ReportError>| {
+        if let Some(path) = path
+            && let Err(e) = text.and_then(|t| report::write_file(path, &t))
+        {
+            say!("error: {e}");
+            code = code.max(EXIT_USAGE);
+        }
+    };
+    written(&args.json, report::to_json(report));
+    written(&args.junit, junit::to_junit(report));
+    written(&args.markdown, Ok(report::markdown::to_markdown(report)));
+    written(&args.html, Ok(report::html::to_html(report)));
     code
 }
 
-/// First Ctrl-C cancels the run (which then reverts); later ones are
-/// acknowledged, and the third exits at once, leaving the journal to `cleanup`.
+/// For commands that stop on their own token (`diff`, `gameday`): the
+/// first SIGINT, SIGTERM, SIGHUP or SIGQUIT cancels `cancel`, and the
+/// signals are reported as for `run`.
 pub(super) fn spawn_signal_handler(cancel: CancellationToken) {
-    tokio::spawn(async move {
-        let mut count = 0;
-        loop {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
+    match Shutdown::listen() {
+        Ok(shutdown) => {
+            let stopped = shutdown.token();
+            tokio::spawn(async move {
+                stopped.cancelled().await;
+                cancel.cancel();
+            });
+            tokio::spawn(report_signals(shutdown, Arc::new(OnceLock::new())));
+        }
+        Err(e) => say!("warning: cannot listen for signals ({e}); Ctrl-C ends the process"),
+    }
+}
+
+/// Says what the stop signals do as they come: the first stops the run
+/// (which reverts), the second is acknowledged, the third exits with the
+/// signal's code after saying what the journal still holds.
+async fn report_signals(mut shutdown: Shutdown, journal: Arc<OnceLock<PathBuf>>) {
+    while let Some(event) = shutdown.next().await {
+        match event {
+            ShutdownEvent::Stopping(signal) => say!(
+                "\n{signal}: stopping; reverting the fault (a second signal changes nothing, a third exits and leaves the rest to `breakfix cleanup`)"
+            ),
+            ShutdownEvent::StillReverting(signal) => {
+                say!("{signal}: still reverting; one more exits without finishing")
             }
-            count += 1;
-            match count {
-                1 => {
-                    eprintln!(
-                        "\ninterrupt: stopping and reverting the fault (Ctrl-C twice more to abort; `breakfix cleanup` then finishes)"
-                    );
-                    cancel.cancel();
+            ShutdownEvent::Forced(signal) => {
+                let left = journal
+                    .get()
+                    .and_then(|p| JournalState::read(p).ok())
+                    .map(|s| s.pending)
+                    .unwrap_or_default();
+                if left.is_empty() {
+                    say!("{signal}: exiting; nothing injected is left in the cluster");
+                } else {
+                    say!("{signal}: exiting before the revert finished; left in the cluster:");
+                    for (_, undo) in &left {
+                        say!("  {} (not yet done)", undo.describe());
+                    }
+                    say!("run `breakfix cleanup` to finish the revert");
                 }
-                2 => eprintln!("interrupt: still reverting; once more aborts"),
-                _ => {
-                    eprintln!("interrupt: aborting; run `breakfix cleanup` to revert what is left");
-                    std::process::exit(130);
-                }
+                std::process::exit(signal.exit_code());
             }
         }
-    });
+    }
 }
 
 /// Replays what crashed runs left, journal by journal, saying for each
@@ -295,13 +324,13 @@ pub async fn cleanup(dir: Option<PathBuf>, retention_days: u32) -> u8 {
     let scan = match JournalState::scan(&dir) {
         Ok(j) => j,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return EXIT_USAGE;
         }
     };
     let mut code = 0;
     for e in &scan.unreadable {
-        eprintln!("error: {e}");
+        say!("error: {e}");
         code = EXIT_USAGE;
     }
     if scan.unfinished.is_empty() && scan.unreadable.is_empty() {
@@ -317,7 +346,7 @@ pub async fn cleanup(dir: Option<PathBuf>, retention_days: u32) -> u8 {
             dir.display()
         ),
         Ok(_) => {}
-        Err(e) => eprintln!("warning: {e}"),
+        Err(e) => say!("warning: {e}"),
     }
     code
 }
@@ -354,18 +383,18 @@ async fn cleanup_one(state: &JournalState) -> u8 {
     {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            eprintln!("  error: {e}; nothing reverted");
+            say!("  error: {e}; nothing reverted");
             return 1;
         }
         Err(_) => {
-            eprintln!("  error: cluster did not answer within 30s; nothing reverted");
+            say!("  error: cluster did not answer within 30s; nothing reverted");
             return 1;
         }
     };
     let done = match state.replay(&client).await {
         Ok(done) => done,
         Err(e) => {
-            eprintln!("  error: {e}");
+            say!("  error: {e}");
             return 1;
         }
     };

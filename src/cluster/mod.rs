@@ -27,7 +27,7 @@ pub enum ClusterError {
     Command { command: String, stderr: String },
     #[error("kubeconfig {path}: {detail}")]
     Kubeconfig { path: PathBuf, detail: String },
-    #[error("cannot reach the cluster: {0}")]
+    #[error("cannot reach the cluster: {}", crate::kobj::explain(.0))]
     Client(#[from] kube::Error),
     #[error(
         "cluster `{name}` exists but was not created by breakfix; name it with `--context kind-{name}` to use it anyway"

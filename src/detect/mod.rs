@@ -42,7 +42,7 @@ pub use expect::{Combine, ExpectedSignals};
 /// Errors while watching for signals.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
-    #[error("watch failed: {0}")]
+    #[error("watch failed: {}", crate::kobj::explain_watch(.0))]
     Watch(#[from] watcher::Error),
     #[error("no expected signal ({expected}) within {waited:?}")]
     Timeout { expected: String, waited: Duration },

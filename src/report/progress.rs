@@ -15,6 +15,13 @@ use crate::runner::{Placed, RunEvent};
 use crate::timeline::EntryKind;
 use crate::vocab::duration::format_duration;
 
+/// One line on stderr; a closed stderr (a terminal gone with SIGHUP) is
+/// not an error worth stopping for.
+fn line_out(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// Prints progress until the sender side closes.
 pub async fn show(mut events: UnboundedReceiver<RunEvent>) {
     let tty = std::io::stderr().is_terminal();
@@ -65,7 +72,7 @@ pub async fn show(mut events: UnboundedReceiver<RunEvent>) {
             }
         } else {
             for line in lines.of(&event, false) {
-                eprintln!("{line}");
+                line_out(&line);
             }
         }
     }
@@ -149,6 +156,7 @@ impl Lines {
                     fmt(m.time_to_recover())
                 )]
             }
+            RunEvent::Note { message } => vec![message.clone()],
             RunEvent::ExperimentFinished { report } => {
                 vec![format!("■ {}: {:?}", report.name, report.outcome)]
             }

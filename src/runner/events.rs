@@ -39,6 +39,11 @@ pub enum RunEvent {
     ExperimentFinished {
         report: Box<ExperimentReport>,
     },
+    /// Something about the run as a whole worth a line of progress (the
+    /// baselines being deleted, a wait for another run's claim).
+    Note {
+        message: String,
+    },
 }
 
 /// Where the runner sends events. Dropped events (no listener) are fine.

@@ -30,11 +30,13 @@
 //! ```
 
 pub mod capacity;
+mod cleanup;
 pub mod events;
 pub mod measure;
 pub mod outcome;
 pub mod partition;
 pub mod schedule;
+pub mod shutdown;
 pub mod transition;
 mod trial;
 pub mod upgrade;
@@ -47,7 +49,6 @@ use jiff::Timestamp;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::baseline::delete_baseline;
 use crate::experiment::LoadedExperiment;
 use crate::fault::Claim;
 use crate::journal::{ClusterRecord, Journal, JournalError, JournalState};
@@ -349,13 +350,12 @@ impl Runner {
                 }
             }
         }
-        if !self.keep_baselines {
-            for objects in applied.iter().rev() {
-                if let Err(e) = delete_baseline(&self.client, objects).await {
-                    tracing::warn!("baseline cleanup: {e}");
-                }
-            }
-        }
+        let (client, events, cancel) = (
+            self.client.clone(),
+            self.events.clone(),
+            self.cancel.clone(),
+        );
+        let keep = self.keep_baselines;
         if self.journal.pending_in_run() == 0 {
             if let Err(e) = self.journal.finish() {
                 tracing::warn!("{e}");
@@ -364,6 +364,9 @@ impl Runner {
             // What a crashed experiment left: every other one has reverted
             // its own, so all that is pending now is the crashed ones'.
             replay(self.journal.path(), &self.client).await;
+        }
+        if !keep {
+            cleanup::delete_baselines(&client, &applied, events.as_ref(), &cancel).await;
         }
         RunReport {
             schema: outcome::REPORT_SCHEMA_VERSION.into(),

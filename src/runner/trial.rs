@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::measure::MeasureSession;
 use super::{EventSender, Placement, RunEvent, TrialError, TrialReport, Worker};
 use crate::baseline::instance::INSTANCE_DELETE_TIMEOUT;
-use crate::baseline::{ApplyError, SteadyError, SteadyState, apply_baseline, delete_instance};
+use crate::baseline::{
+    ApplyError, SteadyError, SteadyState, apply_baseline_noting, delete_instance,
+};
 use crate::detect::{self, diagnose, until_expected, watch_pod_signals};
 use crate::experiment::{LoadedExperiment, Recovery};
 use crate::fault::{Claim, FaultContext, FaultError};
@@ -293,9 +295,11 @@ impl Worker {
 
         t.phase(Phase::Baseline);
         let objects = guard(&cancel, Phase::Baseline, async {
-            apply_baseline(&self.client, &exp.baseline, &self.run_id)
-                .await
-                .map_err(PhaseError::Apply)
+            apply_baseline_noting(&self.client, &exp.baseline, &self.run_id, |message| {
+                t.record(EntryKind::Note { message });
+            })
+            .await
+            .map_err(PhaseError::Apply)
         })
         .await?;
         if applied.is_empty() && exp.baseline.instance.is_none() {

@@ -209,3 +209,111 @@ async fn a_custom_resource_applies_after_the_crd_the_baseline_brings() {
         .await
         .unwrap();
 }
+
+/// A ConfigMap whose finalizer keeps its namespace terminating until the
+/// test removes it: an earlier run's baseline, still being deleted.
+const HELD: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: held, finalizers: [breakfix.dev/test-hold]}
+data: {mode: test}
+"#;
+
+/// Deletes the namespace `ns` (which holds `HELD`) and returns once it is
+/// terminating.
+async fn start_deleting(client: &kube::Client, ns: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.delete(ns, &Default::default()).await.unwrap();
+    let terminating = await_condition(namespaces, ns, |n: Option<&Namespace>| {
+        n.is_some_and(|n| n.metadata.deletion_timestamp.is_some())
+    });
+    tokio::time::timeout(Duration::from_secs(30), terminating)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+async fn release(client: &kube::Client, ns: &str) {
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"metadata": {"finalizers": null}});
+    config_maps
+        .patch(
+            "held",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_baseline_waits_for_its_namespace_to_finish_terminating_and_says_so() {
+    use breakfix::baseline::apply_baseline_noting;
+    let cp = testkit::control_plane();
+    let client = cp.admin_client();
+    let ns = format!("terminating-{}", std::process::id() % 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let held = support::baseline(&dir.path().join("held"), &ns, HELD);
+    apply_baseline(&client, &held, "earlier-run").await.unwrap();
+    start_deleting(&client, &ns).await;
+
+    let baseline = support::baseline(&dir.path().join("app"), &ns, APP);
+    let (noted_tx, noted_rx) = tokio::sync::oneshot::channel();
+    let apply = tokio::spawn({
+        let client = client.clone();
+        async move {
+            apply_baseline_noting(&client, &baseline, "next-run", |m| {
+                let _ = noted_tx.send(m);
+            })
+            .await
+        }
+    });
+    let note = tokio::time::timeout(Duration::from_secs(10), noted_rx)
+        .await
+        .expect("the wait is announced")
+        .unwrap();
+    assert!(
+        note.contains(&format!("namespace {ns} is still being deleted")),
+        "{note}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !apply.is_finished(),
+        "nothing is applied into a dying namespace"
+    );
+
+    release(&client, &ns).await;
+    let applied = tokio::time::timeout(Duration::from_secs(60), apply)
+        .await
+        .expect("the apply goes on once the namespace is gone")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(applied.iter().any(|o| o.kind == "Deployment"));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(deployments.get_opt("web").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_namespace_that_never_finishes_terminating_is_a_bounded_wait_with_a_hint() {
+    use breakfix::baseline::wait_until_not_terminating;
+    let cp = testkit::control_plane();
+    let client = cp.admin_client();
+    let ns = format!("stuck-{}", std::process::id() % 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let held = support::baseline(dir.path(), &ns, HELD);
+    apply_baseline(&client, &held, "earlier-run").await.unwrap();
+    start_deleting(&client, &ns).await;
+
+    let err = wait_until_not_terminating(&client, &ns, Duration::from_secs(2), |_| {})
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("namespace {ns} is still being deleted after 2.0s")),
+        "{message}"
+    );
+    assert!(message.contains("finalizers"), "{message}");
+    release(&client, &ns).await;
+}

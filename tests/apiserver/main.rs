@@ -19,5 +19,6 @@ mod journal;
 mod measure;
 mod rbac;
 mod runner;
+mod signals;
 mod support;
 mod upgrade_drain;
