@@ -14,9 +14,14 @@
 //! # }
 //! ```
 //!
-//! Containers are labelled with the owning test process's pid; each new test
-//! binary removes those whose process is gone, and `just test` removes the
-//! rest when it ends.
+//! The container stops when the test binary exits, however it was started
+//! (`cargo test`, an IDE, a run killed half-way): a small watchdog process
+//! holds a pipe from the test binary and removes the container when the
+//! pipe closes, which the kernel does when the test process ends for any
+//! reason. No reaper image is needed (none could be pulled here).
+//! Containers are also labelled with the owning test process's pid, and
+//! each new test binary removes those whose process is gone, for the case
+//! where the watchdog itself was killed.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -111,10 +116,36 @@ async fn start() -> Result<ControlPlane, String> {
         container_id: container.id().to_string(),
         admin_token: ADMIN_TOKEN.into(),
     };
-    // Kept running for the rest of the process; reaped by the next test
-    // binary or `just test` (see the module docs).
+    // Kept running for the rest of the process, then removed by the
+    // watchdog (see the module docs).
     std::mem::forget(container);
+    if let Err(e) = on_exit(&["docker", "rm", "-f", &cp.container_id]) {
+        tracing::warn!("no watchdog for the control plane ({e}); the next test binary reaps it");
+    }
     Ok(cp)
+}
+
+/// Runs `command` once this process has exited, however it exits (even
+/// SIGKILL): a watchdog in a process group of its own reads a pipe whose
+/// other end only this process holds, and runs the command at end of file.
+fn on_exit(command: &[&str]) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"cat >/dev/null; exec "$@" >/dev/null 2>&1"#)
+        .arg("breakfix-testkit-watchdog")
+        .args(command)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        // Not in the test's process group: Ctrl-C on the test run must not
+        // take the watchdog down before it has done its work.
+        .process_group(0)
+        .spawn()?;
+    // Held open for the rest of the process; the kernel closes it at exit.
+    // (The descriptor is close-on-exec: no child of the tests inherits it.)
+    std::mem::forget(child.stdin.take());
+    Ok(())
 }
 
 async fn docker_check() -> Result<(), String> {
@@ -295,4 +326,40 @@ pub async fn namespace(prefix: &str) -> TestNamespace {
         .await
         .unwrap_or_else(|e| panic!("cannot create namespace {name}: {e}"));
     TestNamespace { name, client }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Set in the child process of the test below: the file its watchdog
+    /// creates once the child has exited.
+    const CHILD_MARKER: &str = "BREAKFIX_TESTKIT_WATCHDOG_MARKER";
+
+    #[test]
+    fn the_watchdog_acts_once_its_process_has_exited() {
+        if let Ok(marker) = std::env::var(CHILD_MARKER) {
+            // The child: arm the watchdog and exit at once.
+            super::on_exit(&["touch", &marker]).unwrap();
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("removed");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "testkit::tests::the_watchdog_acts_once_its_process_has_exited",
+            ])
+            .env(CHILD_MARKER, &marker)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !marker.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watchdog did not act within 10s of its process exiting"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
