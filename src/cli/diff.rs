@@ -48,9 +48,10 @@ pub struct DiffArgs {
     /// Name of the kind cluster to create (or reuse with --reuse).
     #[arg(long, default_value = "breakfix-diff")]
     cluster_name: String,
-    /// Worker nodes besides the control plane.
-    #[arg(long, env = "BREAKFIX_WORKERS", default_value_t = 0)]
-    workers: u32,
+    /// Worker nodes besides the control plane [default: $BREAKFIX_WORKERS, else 0].
+    /// Not with --context, where the environment's value is ignored.
+    #[arg(long)]
+    workers: Option<u32>,
     /// Run on the kind cluster breakfix created earlier with this name.
     #[arg(long)]
     reuse: bool,
@@ -134,6 +135,10 @@ pub async fn diff(args: DiffArgs) -> u8 {
         Err(code) => return code,
     };
 
+    let workers = match super::resolve_workers(args.workers, args.context.is_some()) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
     eprintln!(
@@ -154,7 +159,7 @@ pub async fn diff(args: DiffArgs) -> u8 {
             None => {
                 let opts = KindOptions {
                     name: args.cluster_name.clone(),
-                    workers: args.workers,
+                    workers,
                     reuse: args.reuse,
                     ..KindOptions::default()
                 };

@@ -151,6 +151,29 @@ pub fn workers_from_env() -> Result<Option<u32>, String> {
     }
 }
 
+/// The worker count of a command that takes `--workers` and `--context`:
+/// the flag, else `BREAKFIX_WORKERS`, else 0. With `--context` (which clap
+/// keeps apart from `--workers`) the environment's value is ignored, with a
+/// note when it would have mattered. `Err` is the exit code.
+pub fn resolve_workers(flag: Option<u32>, context: bool) -> Result<u32, u8> {
+    if let Some(w) = flag {
+        return Ok(w);
+    }
+    match workers_from_env() {
+        Ok(Some(w)) if context => {
+            if w > 0 {
+                say!("note: BREAKFIX_WORKERS={w} ignored: --context names an existing cluster");
+            }
+            Ok(0)
+        }
+        Ok(w) => Ok(w.unwrap_or(0)),
+        Err(message) => {
+            say!("error: {message}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
 /// Entry point: parse, dispatch, map errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -138,21 +138,9 @@ pub async fn run(args: RunArgs) -> u8 {
             return write_reports(&report, &args, None);
         }
     }
-    let workers = match (args.workers, &args.context) {
-        (Some(w), _) => w,
-        (None, context) => match super::workers_from_env() {
-            Ok(Some(w)) if context.is_some() => {
-                if w > 0 {
-                    say!("note: BREAKFIX_WORKERS={w} ignored: --context names an existing cluster");
-                }
-                0
-            }
-            Ok(w) => w.unwrap_or(0),
-            Err(message) => {
-                say!("error: {message}");
-                return EXIT_USAGE;
-            }
-        },
+    let workers = match super::resolve_workers(args.workers, args.context.is_some()) {
+        Ok(w) => w,
+        Err(code) => return code,
     };
     let shutdown = match Shutdown::listen() {
         Ok(s) => s,
