@@ -18,6 +18,8 @@ pub enum Phase {
     SteadyState,
     Inject,
     Detect,
+    /// Detected, and kept in for `spec.hold` before the revert.
+    Hold,
     Revert,
     Recover,
     Cleanup,
@@ -31,6 +33,7 @@ impl Phase {
             Self::SteadyState => "waiting for steady state",
             Self::Inject => "injecting fault",
             Self::Detect => "watching for signals",
+            Self::Hold => "holding the fault in",
             Self::Revert => "reverting",
             Self::Recover => "waiting for recovery",
             Self::Cleanup => "cleaning up",
@@ -93,7 +96,13 @@ pub struct Entry {
 #[serde(rename_all = "camelCase")]
 pub struct Marks {
     pub steady: Option<Timestamp>,
+    /// When the fault (its first step) went in: the fault window opens.
     pub injected: Option<Timestamp>,
+    /// When its last step went in (the same as `injected` for one fault):
+    /// detection is timed from here, since waits between steps are the
+    /// story's, not the detector's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place: Option<Timestamp>,
     /// When the cluster says the detected condition began.
     pub signal: Option<Timestamp>,
     /// When the harness saw the first expected signal.
@@ -109,9 +118,9 @@ fn between(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<Duration> {
 }
 
 impl Marks {
-    /// Injection → harness detection.
+    /// Injection (of the last step) → harness detection.
     pub fn time_to_detect(&self) -> Option<Duration> {
-        between(self.injected, self.detected)
+        between(self.in_place.or(self.injected), self.detected)
     }
 
     /// Revert (or injection, when nothing was reverted) → stable steady state.

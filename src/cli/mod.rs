@@ -333,7 +333,7 @@ fn validate(paths: &[PathBuf]) -> u8 {
                     "ok {} ({}, {})",
                     exp.path.display(),
                     exp.name(),
-                    exp.experiment.spec.fault.kind()
+                    exp.experiment.spec.fault.label()
                 );
             }
             0

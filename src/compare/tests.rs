@@ -31,6 +31,7 @@ fn trial(n: u32, detect: Option<f64>, recover: f64, signal: SignalKind) -> Trial
         marks: Marks {
             steady: Some(at(base - 1000)),
             injected: Some(injected),
+            in_place: None,
             signal: detected,
             detected,
             detected_signal: detect.map(|_| signal),

@@ -3,6 +3,7 @@
 
 pub mod canaries;
 pub mod gameday;
+pub mod plan;
 pub mod slo;
 pub mod upgrade;
 
@@ -16,9 +17,10 @@ use crate::baseline::{Baseline, LoadedBaseline, NotRelocatable, Relocation};
 use crate::detect::ExpectedSignals;
 use crate::fault::{Claim, FaultSpec, SharedResource};
 use crate::vocab::{
-    ApiVersion, Diagnostic, HumanDuration, Name, diagnostic, is_system_namespace, load,
+    ApiVersion, Diagnostic, HumanDuration, Name, SignalKind, diagnostic, is_system_namespace, load,
 };
 pub use gameday::GameDaySpec;
+pub use plan::{FaultPlan, Step, Wait};
 pub use slo::SloSpec;
 
 /// `kind: Experiment`.
@@ -58,14 +60,16 @@ pub struct Metadata {
 pub struct ExperimentSpec {
     /// Path to a Baseline file (or a folder holding `baseline.yaml`), relative to this file.
     pub baseline: PathBuf,
-    #[serde(
-        serialize_with = "serde_yaml::with::singleton_map::serialize",
-        deserialize_with = "serde_yaml::with::singleton_map::deserialize"
-    )]
-    pub fault: FaultSpec,
+    /// One fault, or `steps:` several in order (see [`plan`]).
+    pub fault: FaultPlan,
     #[serde(default)]
     pub expect: Expect,
     pub slo: SloSpec,
+    /// Keep the fault in this long after detection before reverting (`5m`),
+    /// or until a condition holds (`{object, expression, timeout}`; at its
+    /// timeout the hold ends). Canary SLOs are measured over this window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Wait>,
     /// How the cluster gets back to steady state after detection.
     #[serde(default)]
     pub recovery: Recovery,
@@ -101,6 +105,68 @@ pub struct Expect {
     /// `inOrder: true` in the order listed). Absent: the fault's own.
     #[serde(default, skip_serializing_if = "ExpectedSignals::is_empty")]
     pub signals: ExpectedSignals,
+    /// What the fault must be felt as, or the run proved nothing: a canary's
+    /// availability at most, its latency at least, signals that must show.
+    /// Judged in a verdict of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+}
+
+/// `expect.impact`: the fault must hurt. Every part given must be met.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Impact {
+    /// A canary's success ratio must drop to at most `atMost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<slo::AvailabilitySlo>,
+    /// A canary's latency percentile must reach `atLeast` (or `atLeastTimes`
+    /// the baseline window's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<slo::LatencyBound>,
+    /// Signals that must be seen between injection and the revert (any
+    /// order; detection's own count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<SignalKind>,
+}
+
+impl Impact {
+    /// Problems with the impact (keys under `spec.expect.impact`).
+    pub fn problems(&self) -> Vec<(Vec<&'static str>, String, Option<String>)> {
+        let mut out = Vec::new();
+        if self.availability.is_none() && self.latency.is_none() && self.signals.is_empty() {
+            out.push((
+                vec![],
+                "spec.expect.impact names nothing the fault must cause".to_string(),
+                Some("give `availability: {canary: …, atMost: \"50%\"}`, `latency: {canary: …, atLeastTimes: 3}` or `signals: […]`, or leave `impact` out".to_string()),
+            ));
+        }
+        if let Some(a) = &self.availability {
+            match (a.at_most, a.at_least) {
+                (Some(_), Some(_)) => out.push((
+                    vec!["availability", "atLeast"],
+                    "spec.expect.impact.availability: `atMost` and `atLeast` are both given; an impact is a ceiling, `atMost`".into(),
+                    Some("a floor on availability during the fault is an SLO: put it in `slo.availability`".into()),
+                )),
+                (None, Some(_)) => out.push((
+                    vec!["availability", "atLeast"],
+                    "spec.expect.impact.availability: an impact says how much the fault must cost: `atMost`".into(),
+                    Some("a floor on availability is an SLO: put it in `slo.availability`".into()),
+                )),
+                (None, None) => out.push((
+                    vec!["availability"],
+                    "spec.expect.impact.availability needs `atMost`, the highest success ratio that still shows the outage".into(),
+                    Some("e.g. `atMost: \"50%\"`".into()),
+                )),
+                (Some(_), None) => {}
+            }
+        }
+        if let Some(l) = &self.latency {
+            for (key, message, help) in l.problems("spec.expect.impact.latency", true) {
+                out.push((vec!["latency", key], message, help));
+            }
+        }
+        out
+    }
 }
 
 /// Who brings the cluster back.
@@ -126,7 +192,14 @@ pub struct Timeouts {
     /// Give up waiting for recovery after this long (default: 3 × recoverWithin, at least 3m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover: Option<HumanDuration>,
+    /// The longest `spec.hold` may keep a fault in (default 10m): a hold
+    /// longer than this is refused, so no typo leaves an outage in for hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HumanDuration>,
 }
+
+/// How long a fault may be held unless `timeouts.hold` says.
+pub const DEFAULT_HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Default for Timeouts {
     fn default() -> Self {
@@ -134,6 +207,7 @@ impl Default for Timeouts {
             steady_state: default_steady_timeout(),
             detect: None,
             recover: None,
+            hold: None,
         }
     }
 }
@@ -166,14 +240,26 @@ impl ExperimentSpec {
     /// The window canary measurements cover unless they say: the fault
     /// window (injection to recovery).
     pub fn default_window(&self) -> slo::Window {
-        slo::Window::Fault
+        if self.hold.is_some() {
+            slo::Window::Hold
+        } else {
+            slo::Window::Fault
+        }
+    }
+
+    /// The longest a hold may last.
+    pub fn hold_limit(&self) -> std::time::Duration {
+        self.timeouts
+            .hold
+            .map(HumanDuration::get)
+            .unwrap_or(DEFAULT_HOLD_LIMIT)
     }
 
     /// The signals that count as detection: the file's, or any of the
     /// fault's defaults.
     pub fn expected_signals(&self) -> ExpectedSignals {
         if self.expect.signals.is_empty() {
-            ExpectedSignals::any(self.fault.default_signals())
+            ExpectedSignals::any(&self.fault.default_signals())
         } else {
             self.expect.signals.clone()
         }
@@ -220,6 +306,10 @@ impl LoadedExperiment {
             .map_err(|e| refuse(format!("the fault cannot be rewritten: {e}")))?;
         spec.slo = moved(&spec.slo, relocation)
             .map_err(|e| refuse(format!("the SLOs cannot be rewritten: {e}")))?;
+        spec.expect = moved(&spec.expect, relocation)
+            .map_err(|e| refuse(format!("the expectations cannot be rewritten: {e}")))?;
+        spec.hold = moved(&spec.hold, relocation)
+            .map_err(|e| refuse(format!("the hold cannot be rewritten: {e}")))?;
         Ok(Self {
             path: self.path.clone(),
             experiment,
@@ -260,9 +350,23 @@ impl LoadedExperiment {
                 }
             }
         }
-        if let FaultSpec::CronJobStorm(storm) = &self.experiment.spec.fault
-            && storm.pod_requests.is_none()
-            && self.has_pod_quota(storm.namespace.as_str())
+        // Scheduler capacity is the instance's own when every fault that
+        // claims it is a storm of pods a quota caps.
+        let capped = |f: &FaultSpec| match f {
+            FaultSpec::CronJobStorm(storm) => {
+                storm.pod_requests.is_none() && self.has_pod_quota(storm.namespace.as_str())
+            }
+            other => !other
+                .claims()
+                .contains(&Claim::Shared(SharedResource::SchedulerCapacity)),
+        };
+        if self
+            .experiment
+            .spec
+            .fault
+            .faults()
+            .any(|f| matches!(f, FaultSpec::CronJobStorm(_)))
+            && self.experiment.spec.fault.faults().all(capped)
         {
             claims.retain(|c| *c != Claim::Shared(SharedResource::SchedulerCapacity));
         }
@@ -294,8 +398,9 @@ fn moved<T: Serialize + serde::de::DeserializeOwned>(
     serde_json::from_value(json)
 }
 
-/// The cluster-scoped RBAC objects (`{kind, name}`) a fault names.
-fn cluster_rbac_names(fault: &FaultSpec) -> Vec<(String, String)> {
+/// The cluster-scoped RBAC objects (`{kind, name}`) a fault (or the steps
+/// of a plan) names.
+fn cluster_rbac_names(fault: &impl Serialize) -> Vec<(String, String)> {
     fn walk(value: &serde_json::Value, out: &mut Vec<(String, String)>) {
         match value {
             serde_json::Value::Object(map) => {
@@ -388,16 +493,43 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
             });
         }
     }
+    let located = |keys: &[&str]| {
+        (1..=keys.len())
+            .rev()
+            .find_map(|n| diagnostic::locate_key(&src, &keys[..n]))
+    };
+    if let Some(impact) = &spec.expect.impact {
+        for (under, message, help) in impact.problems() {
+            let mut keys = vec!["spec", "expect", "impact"];
+            keys.extend(under);
+            let d = match located(&keys) {
+                Some((l, c)) => Diagnostic::at(path, &src, l, c, message),
+                None => Diagnostic::file(path, message),
+            };
+            problems.push(match help {
+                Some(h) => d.with_help(h),
+                None => d,
+            });
+        }
+    }
     let supported = spec.fault.supported_signals();
-    for signal in &spec.expect.signals.signals {
+    let impact_signals = spec.expect.impact.iter().flat_map(|i| i.signals.iter());
+    let listed = spec
+        .expect
+        .signals
+        .signals
+        .iter()
+        .map(|s| (s, ["spec", "expect", "signals"].as_slice()))
+        .chain(impact_signals.map(|s| (s, ["spec", "expect", "impact", "signals"].as_slice())));
+    for (signal, keys) in listed {
         if !supported.contains(signal) {
             let names: Vec<String> = supported.iter().map(|s| format!("`{s}`")).collect();
             problems.push(
                 at(
-                    &["spec", "expect", "signals"],
+                    keys,
                     format!(
                         "fault `{}` cannot produce signal `{signal}`",
-                        spec.fault.kind()
+                        spec.fault.label()
                     ),
                 )
                 .with_help(format!("expected one of {}", names.join(", "))),
@@ -416,11 +548,33 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
             .with_help("list the signals you expect it to cause in spec.expect.signals, e.g. `signals: [EndpointsEmpty, CanaryFailing]`"),
         );
     }
-    if let Err(message) = spec.fault.validate() {
-        problems.push(at(
-            &["spec", "fault"],
-            format!("spec.fault.{}: {message}", spec.fault.kind()),
-        ));
+    if let Some(hold) = &spec.hold {
+        let (length, key) = match hold {
+            Wait::For(d) => (d.get(), vec!["spec", "hold"]),
+            Wait::Until(c) => (
+                c.timeout.map(HumanDuration::get).unwrap_or_default(),
+                vec!["spec", "hold", "timeout"],
+            ),
+        };
+        let limit = spec.hold_limit();
+        if length > limit {
+            let at_key = if diagnostic::locate_key(&src, &key).is_some() {
+                key
+            } else {
+                vec!["spec", "hold"]
+            };
+            problems.push(
+                at(
+                    &at_key,
+                    format!(
+                        "spec.hold keeps the fault in for {}, longer than spec.timeouts.hold ({}), the longest breakfix holds a fault",
+                        crate::vocab::duration::format_duration(length),
+                        crate::vocab::duration::format_duration(limit)
+                    ),
+                )
+                .with_help("shorten the hold, or raise `timeouts: {hold: …}` if the outage is meant to last that long"),
+            );
+        }
     }
     if spec.recovery == Recovery::SelfHeal && !spec.fault.can_self_heal() {
         problems.push(
@@ -449,6 +603,24 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
             None
         }
     };
+    for p in spec
+        .fault
+        .problems(baseline.as_ref().map(|b| b.spec.namespace.as_str()))
+    {
+        let located = p
+            .step
+            .and_then(|i| locate_item(&src, &["spec", "fault", "steps"], i))
+            .or_else(|| diagnostic::locate_key(&src, &["spec", "fault", "steps"]))
+            .or_else(|| diagnostic::locate_key(&src, &["spec", "fault"]));
+        let d = match located {
+            Some((l, c)) => Diagnostic::at(path, &src, l, c, p.message),
+            None => Diagnostic::file(path, p.message),
+        };
+        problems.push(match p.help {
+            Some(h) => d.with_help(h),
+            None => d,
+        });
+    }
     if let Some(b) = &baseline
         && let Some(ns) = spec.fault.namespace()
         && ns != b.spec.namespace.as_str()
@@ -465,21 +637,39 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
     }
 
     if let Some(b) = &baseline {
+        let impact = spec.expect.impact.as_ref();
         let canaries = spec
             .slo
             .availability
             .iter()
-            .map(|a| (&a.canary, false, ["spec", "slo", "availability"]))
+            .map(|a| (&a.canary, false, vec!["spec", "slo", "availability"]))
             .chain(
                 spec.slo
                     .latency
                     .iter()
-                    .map(|l| (&l.canary, true, ["spec", "slo", "latency"])),
+                    .map(|l| (&l.canary, true, vec!["spec", "slo", "latency"])),
+            )
+            .chain(impact.and_then(|i| i.availability.as_ref()).map(|a| {
+                (
+                    &a.canary,
+                    false,
+                    vec!["spec", "expect", "impact", "availability"],
+                )
+            }))
+            .chain(
+                impact
+                    .and_then(|i| i.latency.as_ref())
+                    .map(|l| (&l.canary, true, vec!["spec", "expect", "impact", "latency"])),
             );
         for (canary, needs_latency, keys) in canaries {
             if let Some(message) = canary_problem(b, canary, needs_latency) {
-                let mut at_keys = keys.to_vec();
+                let mut at_keys = keys.clone();
                 at_keys.push("canary");
+                let at_keys = if diagnostic::locate_key(&src, &at_keys).is_some() {
+                    at_keys
+                } else {
+                    keys.clone()
+                };
                 problems.push(at(&at_keys, format!("{}: {message}", keys[1..].join("."))));
             }
         }
@@ -493,6 +683,38 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         }),
         _ => Err(problems),
     }
+}
+
+/// The 1-based (line, column) of item `index` of the block-style list at
+/// `path` (`["spec", "fault", "steps"]`): the column of the item's first
+/// key, after its `- `. `None` for flow-style lists (`[…]`).
+fn locate_item(src: &str, path: &[&str], index: usize) -> Option<(usize, usize)> {
+    let (key_line, key_col) = diagnostic::locate_key(src, path)?;
+    let key_indent = key_col - 1;
+    let mut item_indent = None;
+    let mut seen = 0;
+    for (i, line) in src.lines().enumerate().skip(key_line) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let is_item = trimmed.starts_with("- ") || trimmed == "-";
+        match item_indent {
+            None if is_item && indent >= key_indent => item_indent = Some(indent),
+            None => return None,
+            Some(ii) if indent < ii || (indent == ii && !is_item) => return None,
+            Some(_) => {}
+        }
+        if is_item && Some(indent) == item_indent {
+            if seen == index {
+                let after = trimmed[1..].len() - trimmed[1..].trim_start().len();
+                return Some((i + 1, indent + 2 + after));
+            }
+            seen += 1;
+        }
+    }
+    None
 }
 
 /// What is wrong with reading `canary` in `baseline` (for a latency bound
@@ -681,5 +903,59 @@ mod tests {
             fault["rbacBindingDelete"]["workload"]["namespace"],
             "canaries-bf-r1"
         );
+    }
+
+    #[rstest]
+    #[case("{}", "names nothing")]
+    #[case(
+        "availability: {canary: {selector: app=c}, atLeast: \"90%\"}",
+        "an impact says how much the fault must cost: `atMost`"
+    )]
+    #[case(
+        "availability: {canary: {selector: app=c}, atLeast: \"90%\", atMost: \"10%\"}",
+        "`atMost` and `atLeast` are both given"
+    )]
+    #[case("availability: {canary: {selector: app=c}}", "needs `atMost`")]
+    #[case(
+        "latency: {canary: {selector: app=c}, atMost: 1s}",
+        "an impact is what the fault must cause, a floor"
+    )]
+    #[case(
+        "latency: {canary: {selector: app=c}, atMost: 1s, atLeast: 2s}",
+        "`atMost` and `atLeast` are both given"
+    )]
+    #[case(
+        "latency: {canary: {selector: app=c}, atLeastTimes: 0}",
+        "a multiple of the baseline is above 0"
+    )]
+    fn an_impact_must_say_what_the_fault_must_cause(#[case] yaml: &str, #[case] says: &str) {
+        let impact: Impact = serde_yaml::from_str(yaml).unwrap();
+        let problems = impact.problems();
+        assert!(
+            problems.iter().any(|(_, m, _)| m.contains(says)),
+            "{yaml}\n→ {problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_felt_impact_has_no_problems() {
+        let impact: Impact = serde_yaml::from_str(
+            "availability: {canary: {selector: app=c}, atMost: \"50%\"}\nlatency: {canary: {selector: app=c}, percentile: p99, atLeastTimes: 3}\nsignals: [CanaryFailing]",
+        )
+        .unwrap();
+        assert_eq!(impact.problems(), vec![]);
+    }
+
+    #[rstest]
+    #[case("spec:\n  fault:\n    steps:\n      - patch: {}\n      - waitFor: 1s\n      - scale: {}\n", 1, Some((5, 9)))]
+    #[case("spec:\n  fault:\n    steps:\n    - patch: {}\n    # a comment\n\n    -   scale: {}\n", 1, Some((7, 9)))]
+    #[case("spec:\n  fault:\n    steps: [{patch: {}}]\n", 0, None)]
+    #[case("spec:\n  fault:\n    steps:\n      - patch: {}\n  slo: {}\n", 1, None)]
+    fn finds_a_list_item_in_the_source(
+        #[case] src: &str,
+        #[case] index: usize,
+        #[case] at: Option<(usize, usize)>,
+    ) {
+        assert_eq!(locate_item(src, &["spec", "fault", "steps"], index), at);
     }
 }

@@ -51,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 use crate::baseline::{SteadyState, apply_baseline};
 use crate::detect::{self, Diagnosis, Observation, diagnose, watch_pod_signals};
 use crate::experiment::gameday::{Briefing, DEFAULT_HINT_COST};
-use crate::experiment::{GameDaySpec, LoadedExperiment, Recovery};
+use crate::experiment::{FaultPlan, GameDaySpec, LoadedExperiment, Recovery};
 use crate::fault::{FaultContext, Injection};
 use crate::journal::{ClusterRecord, Journal, JournalError, UndoAction};
 use crate::kobj::ObjectRef;
@@ -80,6 +80,10 @@ pub enum GameDayError {
         "experiment `{0}` heals by itself (recovery: selfHeal); a game day needs a fault people must fix"
     )]
     SelfHealing(String),
+    #[error(
+        "experiment `{0}` injects its fault in steps (fault.steps); a game day injects one fault: write the scenario with the single fault people must find"
+    )]
+    Steps(String),
     #[error(
         "the fault breaks something every team shares ({0}); play it with one team, or give each team its own cluster"
     )]
@@ -446,6 +450,9 @@ impl GameDayBuilder {
             return Err(GameDayError::SelfHealing(
                 self.experiment.name().to_string(),
             ));
+        }
+        if matches!(exp_spec.fault, FaultPlan::Steps(_)) {
+            return Err(GameDayError::Steps(self.experiment.name().to_string()));
         }
         if names.len() > 1 && exp_spec.fault.is_cluster_scoped() {
             let shared = exp_spec
@@ -970,13 +977,10 @@ impl GameDay {
                 experiment: key,
                 run_id,
             };
-            t.copy
-                .experiment
-                .spec
-                .fault
-                .inject(&mut ctx)
-                .await
-                .map_err(|e| e.to_string())
+            match &t.copy.experiment.spec.fault {
+                FaultPlan::Single(fault) => fault.inject(&mut ctx).await.map_err(|e| e.to_string()),
+                FaultPlan::Steps(_) => Err("a game day injects one fault, not steps".to_string()),
+            }
         };
         let injection = match injection {
             Ok(i) => i,

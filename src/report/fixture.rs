@@ -125,6 +125,7 @@ fn trial(n: u32, base: Timestamp, shape: &Shape, signal: SignalKind) -> TrialRep
         marks: Marks {
             steady: Some(t(shape.injected - 400)),
             injected: Some(t(shape.injected)),
+            in_place: None,
             signal: Some(t(shape.signal)),
             detected: Some(t(shape.detected)),
             detected_signal: Some(signal),
@@ -259,6 +260,7 @@ pub fn run_report() -> RunReport {
             error: None,
         }),
         latency: None,
+        impact: None,
         blast_radius: Some(BlastRadiusMeasurement {
             from: Some(t(3000)),
             to: Some(t(31500)),

@@ -110,11 +110,12 @@ ul.notes{margin:8px 0;padding-left:20px;color:#3e4c59}ul.notes li{margin:2px 0}
 .error-box{background:#fff8e6;border:1px solid #f0d9a8;border-radius:4px;padding:8px 12px;margin:10px 0}
 "#;
 
-const PHASES: [(Phase, &str, &str); 7] = [
+const PHASES: [(Phase, &str, &str); 8] = [
     (Phase::Baseline, "#cbd2d9", "applying baseline"),
     (Phase::SteadyState, "#e4e7eb", "waiting for steady state"),
     (Phase::Inject, "#f29b9b", "injecting"),
     (Phase::Detect, "#fbd38d", "watching for signals"),
+    (Phase::Hold, "#f6ad55", "holding the fault in"),
     (Phase::Revert, "#a3bffa", "reverting"),
     (Phase::Recover, "#9ae6b4", "waiting for recovery"),
     (Phase::Cleanup, "#e4e7eb", "cleaning up"),
@@ -134,6 +135,7 @@ fn short_phase(p: Phase) -> &'static str {
         Phase::SteadyState => "steady state",
         Phase::Inject => "inject",
         Phase::Detect => "detect",
+        Phase::Hold => "hold",
         Phase::Revert => "revert",
         Phase::Recover => "recover",
         Phase::Cleanup => "cleanup",
@@ -275,6 +277,14 @@ fn experiment(out: &mut String, e: &ExperimentReport, index: usize) {
         );
     }
     out.push_str("</tbody></table>\n");
+    if let Some((felt, line)) = crate::slo::impact_line(&e.slos) {
+        let _ = writeln!(
+            out,
+            "<p class=\"impact\"><span class=\"{}\">{}</span></p>",
+            if felt { "met" } else { "missed" },
+            esc(&line)
+        );
+    }
     let notes: Vec<&String> = e.slos.iter().flat_map(|s| s.notes.iter()).collect();
     if !notes.is_empty() {
         out.push_str("<ul class=\"notes\">");

@@ -114,6 +114,9 @@ fn failure_detail(e: &ExperimentReport) -> String {
     if let Some(story) = &e.story {
         detail.push(format!("story: {story}"));
     }
+    if let Some((false, line)) = crate::slo::impact_line(&e.slos) {
+        detail.push(format!("✗ {line}"));
+    }
     for slo in e.slos.iter().filter(|s| !s.met || s.flaky) {
         detail.push(format!(
             "{} {}",

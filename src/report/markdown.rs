@@ -130,6 +130,14 @@ fn experiment_body(out: &mut String, e: &ExperimentReport) {
             verdict_cell(s)
         );
     }
+    if let Some((felt, line)) = crate::slo::impact_line(&e.slos) {
+        let _ = writeln!(
+            out,
+            "\n{} **{}**",
+            if felt { "✅" } else { "❌" },
+            cell(&line)
+        );
+    }
     let notes: Vec<&String> = e.slos.iter().flat_map(|s| s.notes.iter()).collect();
     let errors: Vec<String> = e
         .trials

@@ -151,7 +151,21 @@ pub fn summary(report: &RunReport) -> String {
             );
         }
         let interrupted = e.outcome == Outcome::Interrupted;
+        let impact = crate::slo::impact_line(&e.slos);
+        if let Some((felt, line)) = &impact
+            && !interrupted
+        {
+            let _ = writeln!(
+                out,
+                "{pad:<width$}    {} {line}",
+                if *felt { "✓" } else { "✗" }
+            );
+        }
         for slo in &e.slos {
+            // A felt impact is said in its own line above.
+            if crate::slo::is_impact(slo) && slo.met {
+                continue;
+            }
             let timing = slo.slo == "detectWithin" || slo.slo == "recoverWithin";
             // An experiment that errored before measuring anything is
             // explained by its error line, not by empty verdicts.

@@ -37,6 +37,7 @@ pub mod outcome;
 pub mod partition;
 pub mod schedule;
 pub mod shutdown;
+pub mod steps;
 pub mod transition;
 mod trial;
 pub mod upgrade;
@@ -344,7 +345,7 @@ impl Runner {
                     reports[i] = Some(ExperimentReport::errored(
                         exp.name().to_string(),
                         exp.path.display().to_string(),
-                        exp.experiment.spec.fault.kind().to_string(),
+                        exp.experiment.spec.fault.label(),
                         format!("the experiment crashed ({crashed}); reverted from the journal"),
                     ));
                 }
@@ -506,7 +507,11 @@ impl Worker {
                 measurements: &r.measurements,
             })
             .collect();
-        let slos = slo::evaluate(&exp.experiment.spec.slo, &data);
+        let spec = &exp.experiment.spec;
+        let mut slos = slo::evaluate(&spec.slo, &data);
+        if let Some(impact) = &spec.expect.impact {
+            slos.extend(slo::evaluate_impact(impact, spec.slo.percentile, &data));
+        }
         drop(data);
         let outcome = if reports.iter().any(|r| r.interrupted) {
             Outcome::Interrupted
@@ -524,7 +529,7 @@ impl Worker {
         let report = ExperimentReport {
             name,
             file: exp.path.display().to_string(),
-            fault: exp.experiment.spec.fault.kind().to_string(),
+            fault: exp.experiment.spec.fault.label(),
             story: exp.experiment.metadata.story.clone(),
             outcome,
             flaky: slos.iter().any(|s| s.flaky),

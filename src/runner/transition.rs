@@ -247,7 +247,7 @@ impl Transition {
             })
             .map(|(canary, (first, second))| availability::window(&canary.label(), first, second))
             .collect();
-        let blast_radius = Some(blast.finish(None, &[], started, finished).await);
+        let blast_radius = Some(blast.finish(&[], &[], started, finished).await);
         self.steps.push(StepReport {
             name: name.to_string(),
             started,

@@ -11,19 +11,21 @@ use std::future::Future;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::measure::MeasureSession;
+use super::measure::{MeasureSession, Moment};
+use super::steps::{self, WaitError};
 use super::{EventSender, Placement, RunEvent, TrialError, TrialReport, Worker};
 use crate::baseline::instance::INSTANCE_DELETE_TIMEOUT;
 use crate::baseline::{
     ApplyError, SteadyError, SteadyState, apply_baseline_noting, delete_instance,
 };
-use crate::detect::{self, diagnose, until_expected, watch_pod_signals};
-use crate::experiment::{LoadedExperiment, Recovery};
+use crate::detect::{self, Scope, diagnose, until_expected, watch_pod_signals};
+use crate::experiment::{LoadedExperiment, Recovery, Step};
 use crate::fault::{Claim, FaultContext, FaultError};
 use crate::journal::{JournalError, UndoAction};
 use crate::kobj::ObjectRef;
 use crate::slo;
 use crate::timeline::{EntryKind, Marks, Phase, Timeline};
+use crate::vocab::SignalKind;
 
 /// Why a phase of a trial failed. The report keeps the phase and the
 /// message ([`TrialError`]); library callers watching [`RunEvent`]s get the
@@ -49,6 +51,22 @@ pub enum PhaseError {
     /// The fault could not be injected (anything it did is reverted).
     #[error(transparent)]
     Inject(FaultError),
+    /// A step of `fault.steps` failed: its fault could not be injected, or
+    /// the wait after a step did not end as it should (the steps before it
+    /// are reverted).
+    #[error("step {index}/{total}: {source}")]
+    Step {
+        /// Which step (1-based).
+        index: usize,
+        /// How many steps the plan has.
+        total: usize,
+        #[source]
+        source: Box<StepError>,
+    },
+    /// The plan injected nothing (validation refuses such plans; kept so a
+    /// library caller that builds one gets an error, not a panic).
+    #[error("the fault plan has no fault to inject")]
+    NoFault,
     /// No expected signal, or the watches failed.
     #[error(transparent)]
     Detect(crate::detect::DetectError),
@@ -66,7 +84,7 @@ impl PhaseError {
         match self {
             Self::Journal(_) | Self::Apply(_) => Phase::Baseline,
             Self::NotSteady { .. } => Phase::SteadyState,
-            Self::Inject(_) => Phase::Inject,
+            Self::Inject(_) | Self::Step { .. } | Self::NoFault => Phase::Inject,
             Self::Detect(_) => Phase::Detect,
             Self::Revert(_) => Phase::Revert,
             Self::Recover(_) => Phase::Recover,
@@ -81,6 +99,21 @@ impl From<&PhaseError> for TrialError {
             message: e.to_string(),
         }
     }
+}
+
+/// What went wrong in one step of `fault.steps`.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Its fault (`kind`, as the file names it) could not be injected.
+    #[error("{kind}: {source}")]
+    Inject {
+        kind: &'static str,
+        #[source]
+        source: FaultError,
+    },
+    /// Its `waitFor` failed.
+    #[error(transparent)]
+    Wait(WaitError),
 }
 
 /// An apply error with the API server's own words, when it refused.
@@ -201,6 +234,21 @@ impl Worker {
             report.measurements = session
                 .finish(&self.client, t.marks.injected, t.marks.recovered)
                 .await;
+        }
+        if exp.experiment.spec.expect.impact.is_some() && t.marks.injected.is_some() {
+            // Every signal the trial saw counts toward what the fault caused.
+            let mut kinds: Vec<SignalKind> = t
+                .timeline
+                .entries
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EntryKind::Signal { observation, .. } => Some(observation.kind),
+                    _ => None,
+                })
+                .collect();
+            kinds.sort();
+            kinds.dedup();
+            report.measurements.impact.get_or_insert_default().signals = kinds;
         }
         match result {
             Ok(()) => {}
@@ -338,37 +386,113 @@ impl Worker {
         let session = session.insert(measuring);
 
         t.phase(Phase::Inject);
-        let mut ctx = FaultContext {
-            client: self.client.clone(),
-            journal: &mut self.journal,
-            experiment: t.name.clone(),
-            run_id: self.run_id.clone(),
+        // Each step journals its own undo before it mutates anything; a
+        // step that fails returns here, and run_trial reverts the steps
+        // before it from the journal, newest first.
+        let items = spec.fault.items();
+        let total = items.len();
+        let mut sources = Vec::new();
+        let mut scopes: Vec<Scope> = Vec::new();
+        let mut summaries = Vec::new();
+        let namespace = exp.baseline.spec.namespace.as_str();
+        for (i, item) in items.iter().enumerate() {
+            let step = |source: StepError| {
+                if total > 1 {
+                    PhaseError::Step {
+                        index: i + 1,
+                        total,
+                        source: Box::new(source),
+                    }
+                } else {
+                    match source {
+                        StepError::Inject { source, .. } => PhaseError::Inject(source),
+                        StepError::Wait(e) => PhaseError::Step {
+                            index: 1,
+                            total: 1,
+                            source: Box::new(StepError::Wait(e)),
+                        },
+                    }
+                }
+            };
+            let label = |what: &str| {
+                if total > 1 {
+                    format!("step {}/{total}: {what}", i + 1)
+                } else {
+                    what.to_string()
+                }
+            };
+            match item {
+                Step::Fault(fault) => {
+                    let mut ctx = FaultContext {
+                        client: self.client.clone(),
+                        journal: &mut self.journal,
+                        experiment: t.name.clone(),
+                        run_id: self.run_id.clone(),
+                    };
+                    let injection = guard(&cancel, Phase::Inject, async {
+                        fault.inject(&mut ctx).await.map_err(|source| {
+                            step(StepError::Inject {
+                                kind: fault.kind(),
+                                source,
+                            })
+                        })
+                    })
+                    .await?;
+                    let summary = label(&injection.summary);
+                    let entry = t.record(EntryKind::Injected {
+                        summary: summary.clone(),
+                    });
+                    t.marks.injected.get_or_insert(entry.at);
+                    t.marks.in_place = Some(entry.at);
+                    summaries.push(summary);
+                    session.add_target(&injection.scope);
+                    // Restarts from here on count, also during later waits.
+                    let restarts = detect::restart_baseline(&self.client, &injection.scope)
+                        .await
+                        .unwrap_or_default();
+                    if !scopes.iter().any(|s| same_scope(s, &injection.scope)) {
+                        sources.push(
+                            watch_pod_signals(&self.client, &injection.scope, restarts).boxed(),
+                        );
+                        scopes.push(injection.scope.clone());
+                    }
+                    sources.extend(injection.extra);
+                }
+                Step::WaitFor(wait) => {
+                    let what = label(&wait.to_string());
+                    t.record(EntryKind::StepStarted { step: what.clone() });
+                    let waited = guard(&cancel, Phase::Inject, async {
+                        steps::wait(&self.client, wait, namespace)
+                            .await
+                            .map_err(|e| step(StepError::Wait(e)))
+                    })
+                    .await;
+                    t.record(EntryKind::StepFinished {
+                        step: match &waited {
+                            Ok(done) => format!("{what}: {done}"),
+                            Err(_) => what.clone(),
+                        },
+                        error: waited.as_ref().err().map(|stop| match stop {
+                            Stop::Cancelled(_) => "interrupted".to_string(),
+                            Stop::Failed(e) => e.to_string(),
+                        }),
+                    });
+                    waited?;
+                }
+            }
+        }
+        report.injected = Some(summaries.join("; "));
+        let Some(scope) = scopes.last().cloned() else {
+            return Err(Stop::Failed(PhaseError::NoFault));
         };
-        let injection = guard(&cancel, Phase::Inject, async {
-            spec.fault
-                .inject(&mut ctx)
-                .await
-                .map_err(PhaseError::Inject)
-        })
-        .await?;
-        let injected = t.record(EntryKind::Injected {
-            summary: injection.summary.clone(),
-        });
-        t.marks.injected = Some(injected.at);
-        report.injected = Some(injection.summary.clone());
-        session.set_target(&injection.scope);
 
         t.phase(Phase::Detect);
         let expected = spec.expected_signals();
-        let restarts = detect::restart_baseline(&self.client, &injection.scope)
-            .await
-            .unwrap_or_default();
-        let mut sources = vec![watch_pod_signals(&self.client, &injection.scope, restarts).boxed()];
-        sources.extend(injection.extra);
         let signals = detect::merged(sources);
+        let mut signals = signals;
         let mut seen = Vec::new();
         let detection = guard(&cancel, Phase::Detect, async {
-            until_expected(signals, &expected, spec.detect_timeout(), |obs| {
+            until_expected(&mut signals, &expected, spec.detect_timeout(), |obs| {
                 seen.push(obs.clone())
             })
             .await
@@ -389,10 +513,46 @@ impl Worker {
         t.marks.detected = Some(detection.seen_at);
         t.marks.detected_signal = Some(detection.kind);
         t.marks.signal = detection.since;
-        let mut diagnosis = diagnose(&detection, &injection.scope.namespace);
+        let mut diagnosis = diagnose(&detection, &scope.namespace);
         detect::corroborate(&mut diagnosis, &detection, &seen);
         report.diagnosis = Some(diagnosis);
         report.detection = Some(detection);
+
+        if let Some(hold) = &spec.hold {
+            t.phase(Phase::Hold);
+            session.read(&self.client, Moment::HoldStart).await;
+            // Keep watching while the fault is held: what else it causes
+            // belongs on the timeline (and to what the fault must cause).
+            let mut held = Vec::new();
+            let ended = guard(&cancel, Phase::Hold, async {
+                let end = steps::hold(&self.client, hold, namespace, spec.hold_limit());
+                tokio::pin!(end);
+                let mut watching = true;
+                loop {
+                    tokio::select! {
+                        note = &mut end => return Ok(note),
+                        next = signals.next(), if watching => match next {
+                            Some(Ok(obs)) => held.push(obs),
+                            Some(Err(_)) | None => watching = false,
+                        },
+                    }
+                }
+            })
+            .await;
+            for obs in held {
+                let is_expected = expected.contains(&obs.kind);
+                t.record_at(
+                    obs.seen_at,
+                    EntryKind::Signal {
+                        observation: obs,
+                        expected: is_expected,
+                    },
+                );
+            }
+            let note = ended?;
+            session.read(&self.client, Moment::HoldEnd).await;
+            t.record(EntryKind::Note { message: note });
+        }
 
         if spec.recovery == Recovery::Revert {
             t.phase(Phase::Revert);
@@ -421,6 +581,15 @@ impl Worker {
         t.record_at(recovered, EntryKind::Recovered);
         Ok(())
     }
+}
+
+/// Whether two steps' detection scopes watch the same pods, events and
+/// Deployment (then one watch serves both).
+fn same_scope(a: &Scope, b: &Scope) -> bool {
+    a.namespace == b.namespace
+        && a.pod_selector == b.pod_selector
+        && a.event_name_prefix == b.event_name_prefix
+        && a.deployment == b.deployment
 }
 
 /// Runs `phase`'s future unless the run is cancelled first.

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::slo::Window;
+use crate::vocab::SignalKind;
 
 /// Everything measured for one trial; absent parts were not asked for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -20,6 +21,22 @@ pub struct Measurements {
     pub blast_radius: Option<BlastRadiusMeasurement>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ConditionMeasurement>,
+    /// What `expect.impact` asked to measure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<ImpactMeasurements>,
+}
+
+/// What the fault caused, for `expect.impact`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImpactMeasurements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityMeasurement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyMeasurement>,
+    /// Every kind of signal seen from injection to the revert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<SignalKind>,
 }
 
 impl Measurements {
@@ -29,6 +46,7 @@ impl Measurements {
             && self.latency.is_none()
             && self.blast_radius.is_none()
             && self.conditions.is_empty()
+            && self.impact.is_none()
     }
 }
 

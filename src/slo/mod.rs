@@ -16,10 +16,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::SloSpec;
 use crate::experiment::slo::{
     ConditionMust, ConditionSlo, LatencyBound, LatencyTarget, Percentile,
 };
+use crate::experiment::{Impact, SloSpec};
 use crate::timeline::Marks;
 use crate::vocab::duration::format_duration;
 pub use measurement::Measurements;
@@ -318,6 +318,115 @@ pub fn evaluate(spec: &SloSpec, trials: &[TrialData<'_>]) -> Vec<SloVerdict> {
         out.push(verdict(condition_judged(c, pct), samples));
     }
     out
+}
+
+/// The name every impact verdict starts with: `impact/availability`,
+/// `impact/latency/p95`, `impact/signal/CanaryFailing`.
+pub const IMPACT: &str = "impact/";
+
+/// Verdicts on what the fault must cause (`expect.impact`), one per part,
+/// judged on the same percentile of trials as the SLOs. A part that was
+/// not measured (never held, canary unreadable) counts as not felt.
+pub fn evaluate_impact(
+    impact: &Impact,
+    pct: Percentile,
+    trials: &[TrialData<'_>],
+) -> Vec<SloVerdict> {
+    let mut out = Vec::new();
+    let measured = |t: &TrialData<'_>| t.measurements.impact.clone().unwrap_or_default();
+    if let Some(a) = &impact.availability
+        && let Some(at_most) = a.at_most
+    {
+        let judged = Judged {
+            slo: format!("{IMPACT}availability"),
+            unit: Unit::Ratio,
+            comparison: Comparison::AtMost,
+            target: at_most.ratio(),
+            percentile: pct,
+        };
+        let samples = trials
+            .iter()
+            .map(|t| match measured(t).availability {
+                Some(m) => (m.ratio(), availability_note(&m)),
+                None => (
+                    None,
+                    Some("not measured (the trial ended before injection)".into()),
+                ),
+            })
+            .collect();
+        out.push(verdict(judged, samples));
+    }
+    if let Some(l) = &impact.latency
+        && let Some(target) = l.target()
+    {
+        let latencies: Vec<Option<measurement::LatencyMeasurement>> =
+            trials.iter().map(|t| measured(t).latency).collect();
+        out.push(latency_verdict(
+            "impact/latency",
+            l,
+            target,
+            pct,
+            latencies.iter().map(Option::as_ref),
+        ));
+    }
+    for signal in &impact.signals {
+        let judged = Judged {
+            slo: format!("{IMPACT}signal/{signal}"),
+            unit: Unit::Count,
+            comparison: Comparison::AtLeast,
+            target: 1.0,
+            percentile: pct,
+        };
+        let samples = trials
+            .iter()
+            .map(|t| {
+                let seen = measured(t).signals.contains(signal);
+                let note =
+                    (!seen).then(|| format!("{signal} was never seen while the fault was in"));
+                (Some(f64::from(u8::from(seen))), note)
+            })
+            .collect();
+        out.push(verdict(judged, samples));
+    }
+    out
+}
+
+/// Whether `v` is a verdict on what the fault must cause.
+pub fn is_impact(v: &SloVerdict) -> bool {
+    v.slo.starts_with(IMPACT)
+}
+
+/// The impact's own verdict line: `felt`, with what showed it, or `NOT
+/// felt`, with what did not; `None` without `expect.impact`.
+pub fn impact_line(verdicts: &[SloVerdict]) -> Option<(bool, String)> {
+    let impact: Vec<&SloVerdict> = verdicts.iter().filter(|v| is_impact(v)).collect();
+    if impact.is_empty() {
+        return None;
+    }
+    let felt = impact.iter().all(|v| v.met);
+    let parts: Vec<String> = impact
+        .iter()
+        .filter(|v| felt || !v.met)
+        .map(|v| {
+            let name = v.slo.trim_start_matches(IMPACT);
+            match name.strip_prefix("signal/") {
+                Some(signal) if v.met => format!("{signal} seen"),
+                Some(signal) => format!("{signal} never seen"),
+                None => format!("{name} {}: {}", v.target_text(), v.actual_text()),
+            }
+        })
+        .collect();
+    Some(if felt {
+        (true, format!("impact felt: {}", parts.join("; ")))
+    } else {
+        (
+            false,
+            format!(
+                "impact NOT felt: {}; the fault did not bite, so this run proves nothing",
+                parts.join("; ")
+            ),
+        )
+    })
 }
 
 /// The verdict on a latency bound: its percentile of the canary's checks
@@ -855,6 +964,7 @@ conditions:
                 ..AvailabilityMeasurement::default()
             }),
             latency: None,
+            impact: None,
             blast_radius: Some(BlastRadiusMeasurement {
                 watched: 5,
                 affected: vec![Disturbance {
@@ -993,6 +1103,79 @@ conditions:
                 v.notes
             );
         }
+    }
+
+    use crate::vocab::SignalKind;
+
+    fn impact(yaml: &str) -> Impact {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn felt(ok: u64, total: u64, signals: &[SignalKind]) -> Measurements {
+        Measurements {
+            impact: Some(measurement::ImpactMeasurements {
+                availability: Some(AvailabilityMeasurement {
+                    canary: "app=http-canary -n shop".into(),
+                    ok,
+                    total,
+                    ..AvailabilityMeasurement::default()
+                }),
+                latency: None,
+                signals: signals.to_vec(),
+            }),
+            ..Measurements::default()
+        }
+    }
+
+    #[rstest]
+    // The canary saw the outage and the signal showed: felt.
+    #[case(2, 40, &[SignalKind::CanaryFailing], true, "impact felt: availability ≤ 10%: 5%; CanaryFailing seen")]
+    // The fault was harmless: every check passed, no signal.
+    #[case(40, 40, &[], false, "impact NOT felt: availability ≤ 10%: 100%; CanaryFailing never seen; the fault did not bite, so this run proves nothing")]
+    // Half felt is not felt.
+    #[case(2, 40, &[], false, "impact NOT felt: CanaryFailing never seen; the fault did not bite, so this run proves nothing")]
+    fn the_impact_is_judged_on_what_the_fault_caused(
+        #[case] ok: u64,
+        #[case] total: u64,
+        #[case] signals: &[SignalKind],
+        #[case] all_felt: bool,
+        #[case] line: &str,
+    ) {
+        let i = impact(
+            "availability: {canary: {selector: app=http-canary}, atMost: \"10%\"}\nsignals: [CanaryFailing]",
+        );
+        let marks = Marks::default();
+        let m = felt(ok, total, signals);
+        let verdicts = evaluate_impact(
+            &i,
+            Percentile::P95,
+            &[TrialData {
+                marks: &marks,
+                measurements: &m,
+            }],
+        );
+        assert_eq!(verdicts.len(), 2);
+        assert!(verdicts.iter().all(is_impact));
+        assert_eq!(verdicts.iter().all(|v| v.met), all_felt, "{verdicts:#?}");
+        assert_eq!(impact_line(&verdicts), Some((all_felt, line.to_string())));
+    }
+
+    #[test]
+    fn an_impact_never_measured_is_not_felt() {
+        let i = impact("latency: {canary: {selector: app=c}, atLeastTimes: 3}");
+        let marks = Marks::default();
+        let none = Measurements::default();
+        let v = evaluate_impact(
+            &i,
+            Percentile::P95,
+            &[TrialData {
+                marks: &marks,
+                measurements: &none,
+            }],
+        );
+        assert_eq!(v[0].slo, "impact/latency/p95");
+        assert!(!v[0].met);
+        assert_eq!(impact_line(&[]), None, "no impact asked, no line");
     }
 
     #[test]

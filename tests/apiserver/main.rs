@@ -20,5 +20,6 @@ mod measure;
 mod rbac;
 mod runner;
 mod signals;
+mod steps;
 mod support;
 mod upgrade_drain;

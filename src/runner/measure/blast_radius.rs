@@ -129,11 +129,11 @@ impl BlastWatch {
     }
 
     /// Stops watching and returns what was recorded between `from` and `to`,
-    /// leaving out the fault's target (`scope`) and the namespaces of other
-    /// experiments that ran beside this one (`others`).
+    /// leaving out the fault's targets (`scopes`: one per step) and the
+    /// namespaces of other experiments that ran beside this one (`others`).
     pub async fn finish(
         self,
-        scope: Option<&Scope>,
+        scopes: &[Scope],
         others: &[String],
         from: Timestamp,
         to: Timestamp,
@@ -143,7 +143,7 @@ impl BlastWatch {
             error: Some(format!("the blast-radius watch crashed: {e}")),
             ..Recorded::default()
         });
-        summarize(recorded, scope, others, from, to)
+        summarize(recorded, scopes, others, from, to)
     }
 }
 
@@ -152,7 +152,7 @@ impl BlastWatch {
 /// window) are not counted: what breaks there is that experiment's doing.
 pub fn summarize(
     recorded: Recorded,
-    scope: Option<&Scope>,
+    scopes: &[Scope],
     others: &[String],
     from: Timestamp,
     to: Timestamp,
@@ -171,7 +171,10 @@ pub fn summarize(
             }
             continue;
         }
-        if scope.is_some_and(|s| is_target(&key, &history.pod_labels, s)) {
+        if scopes
+            .iter()
+            .any(|s| is_target(&key, &history.pod_labels, s))
+        {
             m.excluded.push(key.to_string());
             continue;
         }
@@ -551,7 +554,7 @@ mod tests {
                 gaps: Vec::new(),
                 error: None,
             },
-            Some(&scope("shop", Some("web"), None)),
+            &[scope("shop", Some("web"), None)],
             &[],
             ts("00"),
             ts("30"),

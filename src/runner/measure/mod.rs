@@ -20,9 +20,9 @@ use kube::Client;
 
 use crate::detect::Scope;
 use crate::experiment::slo::{AvailabilitySlo, CanaryRef, LatencyBound, Window};
-use crate::experiment::{ExperimentSpec, SloSpec};
+use crate::experiment::{ExperimentSpec, Impact, SloSpec};
 use crate::slo::Measurements;
-use crate::slo::measurement::LatencyMeasurement;
+use crate::slo::measurement::{ImpactMeasurements, LatencyMeasurement};
 use availability::{Canary, CanaryRead};
 use blast_radius::BlastWatch;
 use condition::ConditionWatch;
@@ -63,12 +63,14 @@ pub struct MeasureSession {
     /// The baseline's namespace, the default for canaries.
     namespace: String,
     canaries: Vec<Tracked>,
-    availability: Option<(AvailabilitySlo, Window)>,
-    latency: Option<(LatencyBound, Window)>,
+    /// Availability bounds: the SLO's, and what the fault must cost.
+    availability: Vec<(Role, AvailabilitySlo, Window)>,
+    /// Latency bounds: the SLO's, and how slow the fault must make things.
+    latency: Vec<(Role, LatencyBound, Window)>,
     blast: Option<BlastWatch>,
     conditions: Vec<ConditionWatch>,
-    /// The fault's target, left out of the blast radius.
-    target: Option<Scope>,
+    /// The fault's targets (one per step), left out of the blast radius.
+    targets: Vec<Scope>,
     /// Namespaces of other experiments running beside this one, left out
     /// of the blast radius.
     others: Vec<String>,
@@ -79,39 +81,69 @@ impl MeasureSession {
     /// fault window unless they say; `namespace` is the baseline's, the
     /// default for canaries and namespaced condition objects.
     pub async fn start(client: &Client, slo: &SloSpec, namespace: &str) -> Self {
-        Self::open(client, slo, Window::Fault, namespace).await
+        Self::open(client, slo, None, Window::Fault, namespace).await
     }
 
-    /// Opens the session for an experiment: its SLOs, over its default
-    /// window (the hold window when it holds). With a latency bound
-    /// relative to the baseline, this waits one baseline window between
-    /// the two canary reads that frame it.
+    /// Opens the session for an experiment: its SLOs and what the fault
+    /// must cause (`expect.impact`), over its default window (the hold
+    /// window when it holds). With a latency bound relative to the
+    /// baseline, this waits one baseline window between the two canary
+    /// reads that frame it.
     pub async fn start_for(client: &Client, spec: &ExperimentSpec, namespace: &str) -> Self {
-        Self::open(client, &spec.slo, spec.default_window(), namespace).await
+        Self::open(
+            client,
+            &spec.slo,
+            spec.expect.impact.as_ref(),
+            spec.default_window(),
+            namespace,
+        )
+        .await
     }
 
-    async fn open(client: &Client, slo: &SloSpec, default_window: Window, namespace: &str) -> Self {
+    async fn open(
+        client: &Client,
+        slo: &SloSpec,
+        impact: Option<&Impact>,
+        default_window: Window,
+        namespace: &str,
+    ) -> Self {
+        let with_window_a =
+            |role: Role, a: &AvailabilitySlo| (role, a.clone(), a.over.unwrap_or(default_window));
+        let with_window_l =
+            |role: Role, l: &LatencyBound| (role, l.clone(), l.over.unwrap_or(default_window));
         let mut session = Self {
             namespace: namespace.to_string(),
             canaries: Vec::new(),
             availability: slo
                 .availability
-                .clone()
-                .map(|a| (a.clone(), a.over.unwrap_or(default_window))),
+                .iter()
+                .map(|a| with_window_a(Role::Slo, a))
+                .chain(
+                    impact
+                        .and_then(|i| i.availability.as_ref())
+                        .map(|a| with_window_a(Role::Impact, a)),
+                )
+                .collect(),
             latency: slo
                 .latency
-                .clone()
-                .map(|l| (l.clone(), l.over.unwrap_or(default_window))),
+                .iter()
+                .map(|l| with_window_l(Role::Slo, l))
+                .chain(
+                    impact
+                        .and_then(|i| i.latency.as_ref())
+                        .map(|l| with_window_l(Role::Impact, l)),
+                )
+                .collect(),
             blast: None,
             conditions: Vec::new(),
-            target: None,
+            targets: Vec::new(),
             others: Vec::new(),
         };
         let refs: Vec<&CanaryRef> = session
             .availability
             .iter()
-            .map(|(a, _)| &a.canary)
-            .chain(session.latency.iter().map(|(l, _)| &l.canary))
+            .map(|(_, a, _)| &a.canary)
+            .chain(session.latency.iter().map(|(_, l, _)| &l.canary))
             .collect();
         let mut canaries: Vec<Canary> = Vec::new();
         for r in refs {
@@ -130,7 +162,7 @@ impl MeasureSession {
         let baseline = session
             .latency
             .iter()
-            .filter_map(|(l, _)| l.baseline_needed())
+            .filter_map(|(_, l, _)| l.baseline_needed())
             .max();
         if let Some(wait) = baseline {
             session.read(client, Moment::BaselineStart).await;
@@ -166,7 +198,12 @@ impl MeasureSession {
 
     /// Records the fault's target once injection has said what it is.
     pub fn set_target(&mut self, scope: &Scope) {
-        self.target = Some(scope.clone());
+        self.targets = vec![scope.clone()];
+    }
+
+    /// Records one more target: a later step's.
+    pub fn add_target(&mut self, scope: &Scope) {
+        self.targets.push(scope.clone());
     }
 
     /// The reads of `canary` that frame `window`, if both were taken.
@@ -231,8 +268,7 @@ impl MeasureSession {
     ) -> Measurements {
         let Some(from) = injected else {
             if let Some(b) = self.blast {
-                b.finish(None, &[], Timestamp::now(), Timestamp::now())
-                    .await;
+                b.finish(&[], &[], Timestamp::now(), Timestamp::now()).await;
             }
             for c in self.conditions {
                 c.finish(Timestamp::now(), Timestamp::now()).await;
@@ -240,7 +276,8 @@ impl MeasureSession {
             return Measurements::default();
         };
         self.read(client, Moment::End).await;
-        let availability = self.availability.as_ref().map(|(a, window)| {
+        let availability_of = |role: Role| {
+            let (_, a, window) = self.availability.iter().find(|(r, _, _)| *r == role)?;
             let canary = self.canary_for(&a.canary);
             let mut m = match self.framed(&canary, *window) {
                 Some((first, second)) => availability::window(&canary.label(), first, second),
@@ -251,15 +288,24 @@ impl MeasureSession {
                 },
             };
             m.over = Some(*window);
-            m
+            Some(m)
+        };
+        let latency_of = |role: Role| {
+            let (_, l, window) = self.latency.iter().find(|(r, _, _)| *r == role)?;
+            Some(self.latency_measurement(l, *window))
+        };
+        let availability = availability_of(Role::Slo);
+        let latency = latency_of(Role::Slo);
+        let impact = (self.availability.iter().any(|(r, _, _)| *r == Role::Impact)
+            || self.latency.iter().any(|(r, _, _)| *r == Role::Impact))
+        .then(|| ImpactMeasurements {
+            availability: availability_of(Role::Impact),
+            latency: latency_of(Role::Impact),
+            signals: Vec::new(),
         });
-        let latency = self
-            .latency
-            .as_ref()
-            .map(|(l, window)| self.latency_measurement(l, *window));
         let to = until.unwrap_or_else(Timestamp::now);
         let blast_radius = match self.blast {
-            Some(b) => Some(b.finish(self.target.as_ref(), &self.others, from, to).await),
+            Some(b) => Some(b.finish(&self.targets, &self.others, from, to).await),
             None => None,
         };
         let conditions =
@@ -270,6 +316,7 @@ impl MeasureSession {
             latency,
             blast_radius,
             conditions,
+            impact,
         }
     }
 
@@ -277,6 +324,15 @@ impl MeasureSession {
     fn canary_for(&self, r: &CanaryRef) -> Canary {
         canary_of(r, &self.namespace)
     }
+}
+
+/// Whose bound a canary measurement serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// An SLO (`slo.availability`, `slo.latency`).
+    Slo,
+    /// What the fault must cause (`expect.impact`).
+    Impact,
 }
 
 /// Why a window has no reads.
