@@ -14,6 +14,7 @@ mod faults_probe;
 mod faults_rbac;
 mod generic;
 mod image_typo;
+mod language;
 mod node_loss;
 mod selector_mismatch;
 mod shards;
