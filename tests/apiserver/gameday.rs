@@ -24,34 +24,16 @@ use hyper::body::Bytes;
 
 use crate::support;
 
-const MANIFESTS: &str = "\
-apiVersion: v1
-kind: ResourceQuota
-metadata: {name: pods}
-spec:
-  hard: {pods: \"1\"}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: web
-          image: breakfix/workload:0.1.0
-          resources: {limits: {cpu: 10m, memory: 16Mi}}
-";
-
 /// Writes the scenario for namespace `ns` under `dir` and returns the
 /// experiment file.
 fn scenario(dir: &Path, ns: &str) -> PathBuf {
     let baseline = dir.join("baseline");
     std::fs::create_dir_all(baseline.join("manifests")).unwrap();
-    std::fs::write(baseline.join("manifests/objects.yaml"), MANIFESTS).unwrap();
+    std::fs::write(
+        baseline.join("manifests/objects.yaml"),
+        support::QUOTA_BASELINE,
+    )
+    .unwrap();
     std::fs::write(
         baseline.join("baseline.yaml"),
         format!(
@@ -404,7 +386,7 @@ async fn changes_made_with_kubectl_are_read_back_with_their_field_manager() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = cluster(dir.path()).kubeconfig.unwrap();
     let kubeconfig = kubeconfig.to_str().unwrap();
-    for doc in MANIFESTS.split("---") {
+    for doc in support::QUOTA_BASELINE.split("---") {
         let mut obj: kube::api::DynamicObject = serde_yaml::from_str(doc).unwrap();
         obj.metadata.namespace = Some(ns.name.clone());
         breakfix::kobj::apply(&ns.client, &obj).await.unwrap();

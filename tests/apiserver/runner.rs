@@ -18,27 +18,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use rstest::rstest;
 
-const MANIFESTS: &str = "\
-apiVersion: v1
-kind: ResourceQuota
-metadata: {name: pods}
-spec:
-  hard: {pods: \"1\"}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: web
-          image: breakfix/workload:0.1.0
-          resources: {limits: {cpu: 10m, memory: 16Mi}}
-";
+use crate::support;
 
 /// Writes a baseline in namespace `ns` and an experiment that scales `web`
 /// to `replicas`, expecting the quota to refuse pods.
@@ -56,7 +36,11 @@ fn experiment_file(
 ) -> std::path::PathBuf {
     let baseline = dir.join("baseline");
     std::fs::create_dir_all(baseline.join("manifests")).unwrap();
-    std::fs::write(baseline.join("manifests/objects.yaml"), MANIFESTS).unwrap();
+    std::fs::write(
+        baseline.join("manifests/objects.yaml"),
+        support::QUOTA_BASELINE,
+    )
+    .unwrap();
     std::fs::write(
         baseline.join("baseline.yaml"),
         format!(

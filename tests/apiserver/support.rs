@@ -111,3 +111,27 @@ pub async fn web_pods(
         .unwrap_or_else(|_| panic!("{want} web pods within 30s: {:?}", store.state().len()));
     store.state().iter().map(|p| (**p).clone()).collect()
 }
+
+/// A baseline that fits this node-less tier: a Deployment at 0 replicas
+/// under a one-pod ResourceQuota (the runner and game-day tests share it).
+pub const QUOTA_BASELINE: &str = "\
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: pods}
+spec:
+  hard: {pods: \"1\"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: breakfix/workload:0.1.0
+          resources: {limits: {cpu: 10m, memory: 16Mi}}
+";
