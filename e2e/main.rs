@@ -12,6 +12,7 @@ mod faults_mount;
 mod faults_pod_kill;
 mod faults_probe;
 mod faults_rbac;
+mod gameday;
 mod generic;
 mod image_typo;
 mod language;
