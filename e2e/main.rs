@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod cron_job_storm;
 mod diff;
+mod example;
 mod faults_memory;
 mod faults_mount;
 mod faults_pod_kill;

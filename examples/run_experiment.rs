@@ -7,11 +7,12 @@
 //!
 //! The context is read from `$KUBECONFIG` (or `~/.kube/config`); like the
 //! `breakfix` command, the example never picks the current context by itself.
+//! The e2e tier runs [`run`] on its kind cluster (`e2e/example.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use breakfix::{Runner, cluster, load_experiment, report};
+use breakfix::{RunReport, Runner, cluster, load_experiment, report};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,36 +21,47 @@ async fn main() -> ExitCode {
         eprintln!("usage: run_experiment CONTEXT EXPERIMENT.yaml…");
         return ExitCode::from(2);
     };
-    let mut experiments = Vec::new();
-    for file in &files {
-        match load_experiment(file) {
-            Ok(exp) => experiments.push(exp),
-            Err(problems) => {
-                for p in problems {
-                    eprintln!("{p}");
-                }
-                return ExitCode::from(2);
-            }
+    match run(None, &context, &files).await {
+        Ok(report) => {
+            print!("{}", report::summary(&report));
+            ExitCode::from(report.exit_code() as u8)
+        }
+        Err(problem) => {
+            eprintln!("{problem}");
+            ExitCode::from(2)
         }
     }
-    let handle = match cluster::existing_context(None, &context).await {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runner = match Runner::builder(handle.client.clone())
+}
+
+/// Loads `files` and runs them on the cluster of context `context` in
+/// `kubeconfig` (`$KUBECONFIG` or `~/.kube/config` when `None`).
+///
+/// # Errors
+///
+/// Every problem in the files (at file:line:col), or why the cluster cannot
+/// be reached; nothing has been applied then.
+pub async fn run(
+    kubeconfig: Option<&Path>,
+    context: &str,
+    files: &[PathBuf],
+) -> Result<RunReport, String> {
+    let mut experiments = Vec::new();
+    for file in files {
+        let exp = load_experiment(file).map_err(|problems| {
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        experiments.push(exp);
+    }
+    let handle = cluster::existing_context(kubeconfig, context)
+        .await
+        .map_err(|e| format!("error: {e}"))?;
+    let runner = Runner::builder(handle.client.clone())
         .cluster(handle.record.clone())
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let report = runner.run(&experiments).await;
-    print!("{}", report::summary(&report));
-    ExitCode::from(report.exit_code() as u8)
+        .map_err(|e| format!("error: {e}"))?;
+    Ok(runner.run(&experiments).await)
 }
