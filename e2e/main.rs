@@ -18,6 +18,7 @@ mod generic;
 mod image_typo;
 mod language;
 mod node_loss;
+mod parallel;
 mod selector_mismatch;
 mod shards;
 mod slos;
