@@ -113,6 +113,10 @@ async fn the_suite_four_at_a_time_keeps_its_verdicts_and_runs_shared_faults_alon
     }
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("up to 4 at once"), "the plan is said: {text}");
+    assert!(
+        text.contains("baseline instances deleted"),
+        "the kept instances are deleted at the end: {text}"
+    );
 
     // Side by side, except what breaks shared things: those ran alone.
     let spans = schedule::spans(&report);
@@ -133,8 +137,10 @@ async fn the_suite_four_at_a_time_keeps_its_verdicts_and_runs_shared_faults_alon
             assert!(beside.is_empty(), "{} ran beside {beside:?}", s.experiment);
         }
     }
-    // Each trial on an instance of its own, deleted afterwards; nothing of
-    // the run is left, the journal is closed.
+    // Each trial on an instance that no other trial held at the same time,
+    // left for the next experiment on its baseline when it ended cleanly
+    // (deleted at the end of the run), deleted at once otherwise; nothing
+    // of the run is left, the journal is closed.
     for e in &report.experiments {
         let notes: Vec<&str> = e.trials[0]
             .timeline
@@ -151,7 +157,8 @@ async fn the_suite_four_at_a_time_keeps_its_verdicts_and_runs_shared_faults_alon
             e.name
         );
         assert!(
-            notes.iter().any(|n| n.starts_with("instance deleted: ")),
+            notes.iter().any(|n| n.starts_with("instance deleted: ")
+                || n.starts_with("instance kept for the next experiment")),
             "{}: {notes:?}",
             e.name
         );

@@ -53,6 +53,12 @@ pub struct RunArgs {
     /// something every workload shares (CoreDNS, the nodes, …) run alone.
     #[arg(long, short = 'j', env = "BREAKFIX_JOBS", default_value = "1")]
     jobs: Jobs,
+    /// With more than one job: a new baseline instance for every trial,
+    /// deleted when it ends. By default an instance whose trial ended
+    /// cleanly is kept for the next experiment on the same baseline (as a
+    /// serial run keeps its baselines in place) and deleted at the end.
+    #[arg(long)]
+    fresh_instances: bool,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -196,6 +202,7 @@ pub async fn run(args: RunArgs) -> u8 {
         .cancel(cancel.clone())
         .keep_baselines(args.keep)
         .jobs(args.jobs)
+        .fresh_instances(args.fresh_instances)
         .journal_retention(retention(args.journal_retention_days));
     if let Some(dir) = &args.journal_dir {
         builder = builder.journal_dir(dir);

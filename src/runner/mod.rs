@@ -35,6 +35,7 @@ pub mod events;
 pub mod measure;
 pub mod outcome;
 pub mod partition;
+mod pool;
 pub mod schedule;
 pub mod shutdown;
 pub mod steps;
@@ -58,6 +59,7 @@ use crate::slo;
 use crate::timeline::Phase;
 pub use events::{EventSender, Placed, RunEvent};
 pub use outcome::{ExperimentReport, Outcome, RunReport, TrialError, TrialReport};
+use pool::{BaselineKey, Idle, InstancePool};
 pub use schedule::{Jobs, JobsError, Placement};
 pub use trial::PhaseError;
 
@@ -88,6 +90,7 @@ pub struct RunnerBuilder {
     keep_baselines: bool,
     jobs: Jobs,
     instances: Option<bool>,
+    fresh_instances: bool,
     journal_retention: std::time::Duration,
 }
 
@@ -157,6 +160,16 @@ impl RunnerBuilder {
         self
     }
 
+    /// A new instance for every trial, deleted when the trial ends
+    /// (default: off). Off, an instance whose trial ended cleanly (fault
+    /// reverted, steady state back) is kept for the next experiment on the
+    /// same baseline, as a serial run keeps its baselines in place, and
+    /// the kept ones are deleted at the end of the run.
+    pub fn fresh_instances(mut self, fresh: bool) -> Self {
+        self.fresh_instances = fresh;
+        self
+    }
+
     /// How long finished journals are kept (default 30 days): older ones
     /// in the journal folder are removed when the runner is built. A
     /// journal with anything left to revert is never removed.
@@ -202,6 +215,7 @@ impl RunnerBuilder {
             keep_baselines: self.keep_baselines,
             jobs: self.jobs,
             instances: self.instances,
+            fresh_instances: self.fresh_instances,
         })
     }
 }
@@ -219,6 +233,7 @@ pub struct Runner {
     keep_baselines: bool,
     jobs: Jobs,
     instances: Option<bool>,
+    fresh_instances: bool,
 }
 
 impl std::fmt::Debug for Runner {
@@ -253,6 +268,7 @@ impl Runner {
             keep_baselines: false,
             jobs: Jobs::default(),
             instances: None,
+            fresh_instances: false,
             journal_retention: crate::journal::DEFAULT_RETENTION,
         }
     }
@@ -296,6 +312,7 @@ impl Runner {
         let shared = Arc::new(Shared {
             keep: self.keep_baselines,
             holdings: Holdings::default(),
+            pool: (!self.fresh_instances && !self.keep_baselines).then(InstancePool::default),
         });
         let mut waiting = schedule::order(&placements);
         let mut running: Vec<usize> = Vec::new();
@@ -357,6 +374,9 @@ impl Runner {
             self.cancel.clone(),
         );
         let keep = self.keep_baselines;
+        if let Some(pool) = &shared.pool {
+            pool::delete_idle(&client, pool.drain(), events.as_ref()).await;
+        }
         if self.journal.pending_in_run() == 0 {
             if let Err(e) = self.journal.finish() {
                 tracing::warn!("{e}");
@@ -393,6 +413,9 @@ struct Shared {
     /// Leave the baselines (and instances) applied.
     keep: bool,
     holdings: Holdings,
+    /// Instances kept between trials; `None` when every trial gets a fresh
+    /// one ([`RunnerBuilder::fresh_instances`]) or baselines are kept.
+    pool: Option<InstancePool>,
 }
 
 /// Which namespaces each running trial holds, and when: so that one
@@ -475,12 +498,17 @@ impl Worker {
         });
         let mut reports = Vec::new();
         let mut applied = Vec::new();
+        let key = BaselineKey::of(&exp.baseline);
         for trial in 1..=trials {
-            let instance = if placement.instances {
-                exp.instance(&schedule::trial_instance_id(&self.run_id, exp, trial))
-                    .ok()
+            let (instance, kept) = if placement.instances {
+                let idle = self.shared.pool.as_ref().and_then(|p| p.take(&key));
+                let id = match &idle {
+                    Some(idle) => idle.relocation.id.clone(),
+                    None => schedule::trial_instance_id(&self.run_id, exp, trial),
+                };
+                (exp.instance(&id).ok(), idle)
             } else {
-                None
+                (None, None)
             };
             let report = self
                 .run_trial(
@@ -488,6 +516,7 @@ impl Worker {
                     placement,
                     trial,
                     &mut applied,
+                    InstanceUse { key: &key, kept },
                 )
                 .await;
             let stop = report.interrupted || report.error.is_some();
@@ -566,6 +595,15 @@ impl Worker {
             let _ = tx.send(event);
         }
     }
+}
+
+/// How a trial came by its baseline instance, and where to leave it after.
+struct InstanceUse<'a> {
+    /// The baseline's key in the pool.
+    key: &'a BaselineKey,
+    /// The idle instance it took, already journaled and steady; `None`
+    /// when it makes a new one.
+    kept: Option<Idle>,
 }
 
 /// Replays what a crashed run left in its journal.

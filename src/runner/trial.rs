@@ -12,8 +12,9 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::measure::{MeasureSession, Moment};
+use super::pool::Idle;
 use super::steps::{self, WaitError};
-use super::{EventSender, Placement, RunEvent, TrialError, TrialReport, Worker};
+use super::{EventSender, InstanceUse, Placement, RunEvent, TrialError, TrialReport, Worker};
 use crate::baseline::instance::INSTANCE_DELETE_TIMEOUT;
 use crate::baseline::{
     ApplyError, SteadyError, SteadyState, apply_baseline_noting, delete_instance,
@@ -141,13 +142,15 @@ enum Stop {
 impl Worker {
     /// One trial of `exp` (an instance of the experiment when its baseline
     /// was moved). Baseline objects applied in place go to `applied`; an
-    /// instance is deleted at the end of the trial.
+    /// instance goes back to the run's pool when the trial ended cleanly,
+    /// and is deleted at the end of the trial otherwise.
     pub(super) async fn run_trial(
         &mut self,
         exp: &LoadedExperiment,
         placement: &Placement,
         trial: u32,
         applied: &mut Vec<ObjectRef>,
+        instance_use: InstanceUse<'_>,
     ) -> TrialReport {
         let mut t = Trial {
             name: exp.name().to_string(),
@@ -171,14 +174,20 @@ impl Worker {
         self.shared
             .holdings
             .hold(owner, Worker::held_namespaces(exp));
-        self.note_placement(exp, placement, &mut t);
+        let InstanceUse { key, kept } = instance_use;
+        self.note_placement(exp, placement, kept.as_ref(), &mut t);
         // The instance's namespaces are journaled before they exist, on a
         // handle of their own: reverting the fault leaves them, a crash
-        // leaves them to `breakfix cleanup`.
-        let mut instance_journal = self.journal.handle();
+        // leaves them to `breakfix cleanup`. A kept instance was journaled
+        // by the trial that made it.
+        let reused = kept.is_some();
+        let mut instance_journal = match kept {
+            Some(idle) => idle.journal,
+            None => self.journal.handle(),
+        };
         let instance = exp.baseline.instance.as_ref().filter(|_| !self.shared.keep);
         let mut journaled = Ok(());
-        if let Some(relocation) = instance {
+        if let Some(relocation) = instance.filter(|_| !reused) {
             let targets = relocation
                 .new_namespaces()
                 .map(|ns| ObjectRef {
@@ -268,7 +277,28 @@ impl Worker {
                 report.error.get_or_insert(failed);
             }
         }
-        if let Some(relocation) = instance {
+        let clean = report.error.is_none()
+            && !report.interrupted
+            && t.marks.recovered.is_some()
+            && !self.cancel.is_cancelled();
+        let pool = self.shared.pool.as_ref().filter(|_| clean);
+        if let (Some(relocation), Some(pool)) = (instance, pool) {
+            t.record(EntryKind::Note {
+                message: format!(
+                    "instance kept for the next experiment on baseline {}: {}",
+                    exp.baseline.name(),
+                    relocation.new_namespaces().collect::<Vec<_>>().join(", ")
+                ),
+            });
+            pool.put(
+                key.clone(),
+                Idle {
+                    relocation: relocation.clone(),
+                    journal: instance_journal,
+                    last_used_by: t.name.clone(),
+                },
+            );
+        } else if let Some(relocation) = instance {
             t.phase(Phase::Cleanup);
             match delete_instance(&self.client, relocation, INSTANCE_DELETE_TIMEOUT).await {
                 Ok(()) => {
@@ -298,7 +328,13 @@ impl Worker {
     }
 
     /// Says on the timeline where the trial runs and what it holds.
-    fn note_placement(&self, exp: &LoadedExperiment, placement: &Placement, t: &mut Trial) {
+    fn note_placement(
+        &self,
+        exp: &LoadedExperiment,
+        placement: &Placement,
+        kept: Option<&Idle>,
+        t: &mut Trial,
+    ) {
         let mut parts = Vec::new();
         match (&exp.baseline.instance, &placement.in_place) {
             (Some(relocation), _) => parts.push(format!(
@@ -307,6 +343,9 @@ impl Worker {
             )),
             (None, Some(why)) => parts.push(format!("baseline in place: {why}")),
             (None, None) => {}
+        }
+        if let Some(idle) = kept {
+            parts.push(format!("instance kept from {}", idle.last_used_by));
         }
         let shared: Vec<String> = exp
             .claims()

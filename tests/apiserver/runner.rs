@@ -309,3 +309,60 @@ async fn cancelled_with_four_live_every_one_is_reverted() {
         assert_eq!(intents, reverts, "{experiment}: every undo reverted");
     }
 }
+
+#[rstest]
+#[case::kept_by_default(false)]
+#[case::fresh_when_asked(true)]
+#[tokio::test]
+async fn an_instance_left_clean_serves_the_next_experiment_on_its_baseline(#[case] fresh: bool) {
+    let cp = breakfix::testkit::control_plane();
+    let client = cp.admin_client();
+    let ns = format!("pool-{}-{}", u8::from(fresh), std::process::id() % 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let experiments = [
+        load_experiment(&experiment_file(dir.path(), &ns, "first", 3, "15s")).unwrap(),
+        load_experiment(&experiment_file(dir.path(), &ns, "second", 3, "15s")).unwrap(),
+    ];
+    let runner = Runner::builder(client.clone())
+        .journal_dir(dir.path().join("journal"))
+        .instances(true)
+        .fresh_instances(fresh)
+        .build()
+        .unwrap();
+    let journal = runner.journal_path().to_path_buf();
+    let report = runner.run(&experiments).await;
+
+    for e in &report.experiments {
+        assert_eq!(e.outcome, Outcome::Passed, "{e:#?}");
+    }
+    let trials: Vec<_> = report.experiments.iter().map(|e| &e.trials[0]).collect();
+    let namespaces: Vec<String> = trials.iter().map(|t| instance_namespace(t)).collect();
+    let notes: Vec<String> = trials[1]
+        .timeline
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Note { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    let kept = notes.iter().any(|n| n.contains("instance kept from first"));
+    if fresh {
+        assert_ne!(namespaces[0], namespaces[1]);
+        assert!(!kept, "{notes:?}");
+    } else {
+        assert_eq!(namespaces[0], namespaces[1], "the second took the first's");
+        assert!(kept, "{notes:?}");
+    }
+    // Whatever was kept is deleted by the end of the run, and journaled
+    // until it is.
+    for ns in &namespaces {
+        assert!(gone(&client, ns).await, "{ns} is gone");
+    }
+    let state = JournalState::read(&journal).unwrap();
+    assert!(state.pending.is_empty(), "{:?}", state.pending);
+    assert!(state.finished);
+    for (experiment, (intents, reverts)) in intents_and_reverts(&records(&journal)) {
+        assert_eq!(intents, reverts, "{experiment}: every undo reverted");
+    }
+}
