@@ -200,11 +200,15 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        // kube's client logs every failed request as an error (an API server
-        // restarting under an upgrade makes dozens), and its watcher retries
-        // broken watches itself; breakfix reports what they cost (a watch
-        // gap, a failed measurement), so that noise stays out by default.
-        0 => "warn,kube_client::client::builder=off,kube_runtime::watcher=off",
+        // kube's client logs every failed request as an error and every
+        // watch the server cut as a warning (an API server restarting under
+        // an upgrade makes dozens of both), and its watcher retries broken
+        // watches itself; breakfix reports what they cost (a watch gap, a
+        // failed measurement), so that noise stays out by default. Its TLS
+        // warnings (a CA bundle that cannot be reloaded) stay in.
+        0 => {
+            "warn,kube_client::client::builder=off,kube_client::client=error,kube_client::client::tls=warn,kube_runtime::watcher=off"
+        }
         1 => "info,breakfix=info",
         _ => "debug,breakfix=debug,hyper=info,tower=info,rustls=info",
     };
