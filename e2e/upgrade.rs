@@ -6,19 +6,30 @@
 //! steps, the drain the budget held, and that the before/after reports were
 //! written and compared.
 //!
-//! About 5 minutes on this project's 2-core machine, on a cluster of its
-//! own, so `just e2e` leaves it out (ignored) and `just e2e-upgrade` runs it
-//! after building what it needs (`just upgrade-images v1.34.4 v1.35.4`).
-//! The cluster (`$BREAKFIX_UPGRADE_CLUSTER`, default
-//! `breakfix-upgrade-e2e`) is deleted afterwards, whatever the outcome.
+//! A second test injects the catalogue fault of
+//! `coredns-squeezed-while-nodes-roll` as the nodes start to roll, sees it
+//! from the cluster, and interrupts the upgrade with SIGINT during the
+//! worker's roll: the fault is reverted, the exit is 130, and the report
+//! says which step was reached and which version each node runs.
+//!
+//! About 7 and 6 minutes on this project's 2-core machine, each on a
+//! cluster of its own, so `just e2e` leaves them out (ignored) and `just
+//! e2e-upgrade` runs them after building what they need (`just
+//! upgrade-images v1.34.4 v1.35.4`). The clusters
+//! (`$BREAKFIX_UPGRADE_CLUSTER`, default `breakfix-upgrade-e2e`, and the
+//! same with `-sigint`) are deleted afterwards, whatever the outcome.
 //! `$BREAKFIX_BIN` runs another breakfix binary than the one cargo built.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 
 const FROM: &str = "v1.34.4";
 const TO: &str = "v1.35.4";
@@ -44,6 +55,10 @@ impl Drop for DeleteCluster {
     }
 }
 
+fn cluster_name() -> String {
+    std::env::var("BREAKFIX_UPGRADE_CLUSTER").unwrap_or_else(|_| "breakfix-upgrade-e2e".into())
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -57,8 +72,7 @@ fn strings(v: &Value) -> Vec<String> {
 #[tokio::test]
 #[ignore = "a cluster and 5 minutes of its own; run with `just e2e-upgrade`"]
 async fn an_in_place_upgrade_is_measured_step_by_step_and_the_suites_compared() {
-    let name =
-        std::env::var("BREAKFIX_UPGRADE_CLUSTER").unwrap_or_else(|_| "breakfix-upgrade-e2e".into());
+    let name = cluster_name();
     let _cleanup = DeleteCluster(name.clone());
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("up.json");
@@ -217,4 +231,234 @@ async fn an_in_place_upgrade_is_measured_step_by_step_and_the_suites_compared() 
             .unwrap()
             .contains("control-plane")
     );
+}
+
+/// The memory limit of CoreDNS's container, in the Deployment or a pod.
+fn coredns_limit(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<String> {
+    spec?
+        .containers
+        .iter()
+        .find(|c| c.name == "coredns")?
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get("memory")
+        .map(|q| q.0.clone())
+}
+
+/// The output of a running breakfix, line by line, both streams.
+struct Output {
+    lines: mpsc::UnboundedReceiver<String>,
+    text: String,
+}
+
+impl Output {
+    fn of(child: &mut tokio::process::Child) -> Self {
+        let (tx, lines) = mpsc::unbounded_channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        tokio::spawn(async move {
+            let mut l = BufReader::new(out).lines();
+            while let Ok(Some(line)) = l.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        tokio::spawn(async move {
+            let mut l = BufReader::new(err).lines();
+            while let Ok(Some(line)) = l.next_line().await {
+                let _ = tx2.send(line);
+            }
+        });
+        Self {
+            lines,
+            text: String::new(),
+        }
+    }
+
+    /// Reads until a line contains `needle` (panics after `within`).
+    async fn until(&mut self, needle: &str, within: Duration) {
+        let found = tokio::time::timeout(within, async {
+            while let Some(line) = self.lines.recv().await {
+                println!("{line}");
+                self.text.push_str(&line);
+                self.text.push('\n');
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(found, Ok(true)),
+            "`{needle}` never came:\n{}",
+            self.text
+        );
+    }
+
+    /// Reads the rest, until the process closes its output.
+    async fn rest(&mut self) {
+        while let Some(line) = self.lines.recv().await {
+            println!("{line}");
+            self.text.push_str(&line);
+            self.text.push('\n');
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "a cluster and 6 minutes of its own; run with `just e2e-upgrade`"]
+async fn a_fault_in_while_nodes_roll_is_reverted_on_ctrl_c_and_the_state_reported() {
+    let name = format!("{}-sigint", cluster_name());
+    let _cleanup = DeleteCluster(name.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("up.json");
+    let journal = dir.path().join("journal");
+    let mut child = tokio::process::Command::new(binary())
+        .current_dir(repo())
+        .env("BREAKFIX_JOURNAL_DIR", &journal)
+        .args([
+            "upgrade",
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--plan",
+            "experiments/upgrade/coredns-squeezed-while-nodes-roll.yaml",
+            "--workers",
+            "1",
+            "--cluster-name",
+            &name,
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = Output::of(&mut child);
+    let minutes = |m: u64| Duration::from_secs(60 * m);
+
+    // The fault goes in as the nodes start to roll, after the control plane.
+    out.until("fault injected:", minutes(15)).await;
+    assert!(
+        out.text.contains(&format!("API server reports {TO}")),
+        "{}",
+        out.text
+    );
+    let record = breakfix::cluster::KindCluster::recorded(&name).expect("the cluster is recorded");
+    let client = breakfix::cluster::client_for_record(&record.record())
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+    let squeezed = |d: &Deployment| coredns_limit(d.spec.as_ref()?.template.spec.as_ref());
+    let during = deployments.get("coredns").await.unwrap();
+    assert_eq!(squeezed(&during).as_deref(), Some("24Mi"));
+
+    // Seen from the cluster: once the control-plane node has rolled (its
+    // drain evicted CoreDNS), CoreDNS pods run with the squeezed limit.
+    out.until(&format!("{name}-control-plane: uncordoned"), minutes(5))
+        .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let coredns = pods
+        .list(&kube::api::ListParams::default().labels("k8s-app=kube-dns"))
+        .await
+        .unwrap();
+    assert!(
+        coredns
+            .items
+            .iter()
+            .any(|p| coredns_limit(p.spec.as_ref()).as_deref() == Some("24Mi")),
+        "no CoreDNS pod runs squeezed"
+    );
+
+    // Ctrl-C while the worker drains.
+    out.until(&format!("{name}-worker: cordon and drain"), minutes(5))
+        .await;
+    let pid = child.id().unwrap().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(minutes(5), child.wait())
+        .await
+        .expect("breakfix stops within 5 minutes of SIGINT")
+        .unwrap();
+    out.rest().await;
+    let text = &out.text;
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("SIGINT: stopping"), "{text}");
+    assert!(
+        text.contains(&format!("upgrade {FROM} → {TO} interrupted")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("interrupted at node {name}-worker")),
+        "{text}"
+    );
+    assert!(
+        text.contains("cluster: left for inspection, not upgraded"),
+        "{text}"
+    );
+
+    // The report: the step reached, the fault in and out, the versions.
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let upgrade = &report["upgrade"];
+    assert_eq!(upgrade["outcome"], "interrupted", "{text}");
+    assert_eq!(upgrade["failure"]["step"], format!("node {name}-worker"));
+    let fault = &upgrade["fault"];
+    assert_eq!(fault["fault"], "memorySqueeze");
+    assert_eq!(fault["during"], "nodes");
+    assert!(fault["error"].is_null(), "{fault}");
+    let at = |k: &str| {
+        fault[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {k} in {fault}"))
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    assert!(at("injected") < at("reverted"), "{fault}");
+    let versions = &upgrade["versions"];
+    assert_eq!(versions["apiServer"], TO);
+    assert_eq!(versions["kubelets"][format!("{name}-control-plane")], TO);
+    assert_eq!(versions["kubelets"][format!("{name}-worker")], FROM);
+    assert!(
+        strings(&versions["cordoned"]).contains(&format!("{name}-worker")),
+        "{versions}"
+    );
+    let notes: Vec<String> = upgrade["transition"]["timeline"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(String::from))
+        .collect();
+    let index = |needle: &str| {
+        notes
+            .iter()
+            .position(|n| n.contains(needle))
+            .unwrap_or_else(|| panic!("`{needle}` not on the timeline:\n{}", notes.join("\n")))
+    };
+    assert!(index(&format!("API server reports {TO}")) < index("fault injected:"));
+    assert!(index("fault injected:") < index(&format!("{name}-control-plane: cordon and drain")));
+    assert!(index(&format!("{name}-worker: cordon and drain")) < index("fault reverted"));
+
+    // The cluster: CoreDNS has its limit back, the worker runs the old
+    // kubelet; nothing is left for `breakfix cleanup`.
+    let after = deployments.get("coredns").await.unwrap();
+    assert_eq!(squeezed(&after).as_deref(), Some("170Mi"));
+    let nodes: Api<Node> = Api::all(client.clone());
+    let worker = nodes.get(&format!("{name}-worker")).await.unwrap();
+    assert_eq!(
+        worker.status.unwrap().node_info.unwrap().kubelet_version,
+        FROM
+    );
+    let cleanup = Command::new(binary())
+        .env("BREAKFIX_JOURNAL_DIR", &journal)
+        .arg("cleanup")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&cleanup.stdout);
+    assert!(cleanup.status.success(), "{said}");
+    assert!(said.contains("nothing to clean up"), "{said}");
 }

@@ -113,9 +113,27 @@ pub fn summary(report: &UpgradeRunReport, verdict: Option<&Verdict>) -> String {
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default()
             );
+            if let Some(injected) = f.injected {
+                let _ = match f.reverted {
+                    Some(reverted) => writeln!(
+                        out,
+                        "    in for {}, reverted",
+                        format_duration(
+                            Duration::try_from(reverted.duration_since(injected))
+                                .unwrap_or_default()
+                        )
+                    ),
+                    None => writeln!(out, "    NOT reverted: run `breakfix cleanup`"),
+                };
+            }
         }
         if let Some(f) = &u.failure {
-            let _ = writeln!(out, "  failed at {}: {f}", f.step);
+            let what = if u.outcome == UpgradeOutcome::Interrupted {
+                "interrupted"
+            } else {
+                "failed"
+            };
+            let _ = writeln!(out, "  {what} at {}: {f}", f.step);
             if let Some(tail) = &f.log_tail {
                 for line in tail.lines() {
                     let _ = writeln!(out, "    | {line}");

@@ -463,6 +463,18 @@ impl FaultSlot {
             n.note(message);
         }
     }
+
+    /// Closes the journal once nothing is left in it to revert, so
+    /// `breakfix cleanup` has nothing to do for this run (and needs no
+    /// cluster, which may be deleted by then).
+    async fn close(&self, notes: &Notes) {
+        let journal = self.journal.lock().await;
+        if journal.pending().is_empty()
+            && let Err(e) = journal.handle().finish()
+        {
+            notes.note(format!("the fault's journal cannot be closed: {e}"));
+        }
+    }
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -663,6 +675,9 @@ impl Upgrade {
         }
         if let Some(task) = on_cancel {
             task.abort();
+        }
+        if let Some(s) = &slot {
+            s.close(&notes).await;
         }
 
         let versions = read_versions(&self.client).await;
