@@ -12,7 +12,7 @@ use std::time::Duration;
 use breakfix::cluster::KindCluster;
 use breakfix::gameday::changes::ChangeOp;
 use breakfix::gameday::record::{EntryKind, RoundEnd};
-use breakfix::gameday::{GameDay, GameDayHandle, GameState, debrief};
+use breakfix::gameday::{ControlError, GameDay, GameDayHandle, GameState, debrief};
 use breakfix::journal::JournalState;
 use breakfix::load_experiment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -155,6 +155,18 @@ async fn pos_down_for_two_teams_one_fixes_it_with_kubectl_the_other_runs_out_of_
     )
     .await;
 
+    // Blue's round ends with its fix while red's goes on: a declaration for
+    // the ended round is refused and changes nothing.
+    until(&handle, TIMEBOX, |s| s.teams[0].end.is_some()).await;
+    let entries = handle.state().teams[0].entries.len();
+    let refused = handle.declare("blue", "fixed").await;
+    assert!(
+        matches!(refused, Err(ControlError::RoundOver { .. })),
+        "{refused:?}"
+    );
+    assert!(handle.state().teams[1].end.is_none(), "red still playing");
+    assert_eq!(handle.state().teams[0].entries.len(), entries);
+
     let report = match tokio::time::timeout(Duration::from_secs(300), play).await {
         Ok(r) => r.unwrap(),
         Err(_) => panic!("the game day did not end: {:#?}", handle.state().teams),
@@ -259,4 +271,179 @@ async fn pos_down_for_two_teams_one_fixes_it_with_kubectl_the_other_runs_out_of_
             "{journal:?}"
         );
     }
+}
+
+/// The deployment's CPU limit as a responder reads it.
+async fn cpu_limit(kubeconfig: &str) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "deployment",
+            "payment-processor",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].resources.limits.cpu}",
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn payments_slow_is_fixed_by_raising_the_cpu_limit_with_kubectl() {
+    let client = support::client().await;
+    let cluster =
+        KindCluster::recorded(&support::cluster_name()).expect("the e2e cluster's record");
+    let exp = load_experiment(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/gameday/payments-slow.yaml"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let game = GameDay::builder(client.clone(), exp)
+        .cluster(cluster.record())
+        .teams(["green"])
+        .timebox(Duration::from_secs(150))
+        .settle(Duration::from_secs(5))
+        .journal_dir(dir.path().join("journal"))
+        .out_dir(&out)
+        .build()
+        .unwrap();
+    let handle = game.handle();
+    let play = tokio::spawn(game.run());
+
+    // The tills are slow: breakfix has seen the till's latency rule broken.
+    until(&handle, Duration::from_secs(240), |s| {
+        s.teams[0].marks.harness_detected.is_some()
+    })
+    .await;
+    let state = handle.state();
+    let ns = state.teams[0].namespace.clone();
+    assert!(ns.starts_with("payment-bf-"), "a copy of its own: {ns}");
+    let green = state.teams[0]
+        .kubeconfig
+        .clone()
+        .expect("green's kubeconfig");
+
+    // Nothing is down: no payment pod failed or restarted (the squeeze
+    // rolled the Deployment: a pod may still be starting or draining)...
+    let pods = kubectl(
+        &green,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=payment-processor",
+            "-o",
+            "jsonpath={range .items[*]}{.status.phase} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
+        ],
+    )
+    .await;
+    assert!(
+        pods.lines().any(|l| l == "Running 0")
+            && pods
+                .lines()
+                .all(|l| !l.starts_with("Failed")
+                    && matches!(l.split_once(' '), Some((_, "0" | "")))),
+        "nothing crashed: {pods}"
+    );
+    // ...but the limits say it: 10m for payments that need 20m between them.
+    assert_eq!(cpu_limit(&green).await, "10m");
+    handle
+        .declare("green", "detected: payments at the till take seconds")
+        .await
+        .unwrap();
+    handle
+        .declare(
+            "green",
+            "diagnosed: payment-processor's CPU limit is 10m, it is throttled",
+        )
+        .await
+        .unwrap();
+    kubectl(
+        &green,
+        &[
+            "set",
+            "resources",
+            "deployment",
+            "payment-processor",
+            "-c",
+            "processor",
+            "--limits=cpu=500m",
+        ],
+    )
+    .await;
+
+    let report = match tokio::time::timeout(Duration::from_secs(300), play).await {
+        Ok(r) => r.unwrap(),
+        Err(_) => panic!("the game day did not end: {:#?}", handle.state().teams),
+    };
+    let g = &report.teams[0];
+    assert_eq!(g.end, Some(RoundEnd::Fixed), "{:#?}", g.entries);
+    let change = g
+        .changes()
+        .map(|(_, c)| c)
+        .find(|c| c.object == "deployment/payment-processor")
+        .unwrap_or_else(|| panic!("green's change is captured: {:#?}", g.entries));
+    assert_eq!(change.manager, "kubectl-set");
+    assert!(change.fault_object, "the object the fault squeezed");
+    assert!(
+        change.fields.iter().any(|f| f.path.ends_with("resources.limits.cpu")
+            && f.value.as_deref() == Some("500m")),
+        "{change:?}"
+    );
+    let m = &g.marks;
+    let (harness, fix) = (
+        m.harness_detect().expect("breakfix detected it"),
+        m.team_fix().expect("green fixed it"),
+    );
+    assert!(
+        m.team_diagnose().is_some(),
+        "the diagnosis names the CPU limit"
+    );
+    assert!(g.score.points >= 150, "{:?}", g.score);
+    eprintln!(
+        "green: breakfix detected {harness:?}, fixed {fix:?}; score {:?}",
+        g.score
+    );
+
+    let files = debrief::write(&report, &out).unwrap();
+    let md = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(
+        md.contains("kubectl-set changed deployment/payment-processor"),
+        "the debrief shows the fix: {md}"
+    );
+    assert!(md.contains("500m"), "with the new limit: {md}");
+    assert!(md.contains("LatencyAbove"), "and what breakfix saw: {md}");
+}
+
+#[tokio::test]
+async fn payments_slow_is_not_detected_when_the_limit_stays_generous() {
+    use breakfix::runner::Outcome;
+    use breakfix::timeline::Phase;
+
+    // The same scenario with the limit squeezed only to 400m: still 80
+    // payments a second per pod for the till's 4. No latency, no signal:
+    // the run must fail at detection, or the real one proves nothing.
+    let client = support::client().await;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let text = std::fs::read_to_string(root.join("gameday/payments-slow.yaml")).unwrap();
+    assert!(text.contains("cpu: 10m") && text.contains("baseline: ../baselines/"));
+    let text = text
+        .replacen("cpu: 10m", "cpu: 400m", 1)
+        .replacen("detectWithin: 60s", "detectWithin: 30s", 1)
+        .replace(
+            "baseline: ../baselines/",
+            &format!("baseline: {}/baselines/", root.display()),
+        )
+        + "  timeouts: {detect: 30s}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payments-harmless.yaml");
+    std::fs::write(&path, text).unwrap();
+    let harmless = load_experiment(&path).unwrap();
+    crate::trial::steady_baseline(&client, &harmless).await;
+    let run = crate::trial::run(&client, &harmless).await;
+    assert_eq!(run.report.outcome, Outcome::Failed, "{:#?}", run.report);
+    let error = run.report.trials[0].error.as_ref().expect("no detection");
+    assert_eq!(error.phase, Phase::Detect, "{error:?}");
+    assert!(run.journal.pending.is_empty(), "{:?}", run.journal.pending);
 }

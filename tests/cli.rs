@@ -524,7 +524,9 @@ fn the_built_in_game_day_scenarios_validate() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/gameday");
     let (out, _state) = breakfix(&["validate", dir]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("pos-down"), "{}", stdout(&out));
+    for scenario in ["pos-down", "payments-slow"] {
+        assert!(stdout(&out).contains(scenario), "{}", stdout(&out));
+    }
 }
 
 #[rstest::rstest]

@@ -1758,6 +1758,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_cpu_squeeze_follows_each_teams_copy_of_the_payments() {
+        let dir = tempfile::tempdir().unwrap();
+        let game = builder("gameday/payments-slow.yaml")
+            .teams(["blue", "red"])
+            .journal_dir(dir.path())
+            .build()
+            .expect("two teams");
+        for t in &game.teams {
+            assert!(t.namespace.starts_with("payment-bf-"), "{}", t.namespace);
+            let fault = serde_json::to_value(&t.copy.experiment.spec.fault).unwrap();
+            assert_eq!(
+                fault["patch"]["target"]["namespace"], t.namespace,
+                "the squeeze follows the copy: {fault}"
+            );
+        }
+        assert_ne!(game.teams[0].namespace, game.teams[1].namespace);
+    }
+
+    #[tokio::test]
     async fn a_self_healing_fault_is_no_game() {
         let err = builder("pod-kill.yaml")
             .teams(["blue"])

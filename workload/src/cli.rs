@@ -155,6 +155,12 @@ pub struct ServeArgs {
     /// capacity ÷ service time requests per second.
     #[arg(long, env = "WORKLOAD_CAPACITY", default_value_t = 0)]
     pub capacity: u32,
+    /// CPU time each request to / burns (after its --service-time, in its
+    /// --capacity slot), counted on the serving thread's own CPU clock: a
+    /// CPU limit that throttles the container stretches it in wall time,
+    /// so a squeezed limit makes every client slower, as in a real service.
+    #[arg(long, env = "WORKLOAD_CPU_PER_REQUEST", default_value = "0s", value_parser = parse_duration)]
+    pub cpu_per_request: Duration,
 }
 
 /// The canaries' optional latency rule for readiness.
@@ -435,6 +441,32 @@ mod tests {
         };
         assert_eq!(a.startup_delay, Duration::from_secs(5));
         assert_eq!(a.common.port, 9000);
+    }
+
+    #[test]
+    fn serve_burns_cpu_per_request_only_when_asked() {
+        let Mode::Serve(a) = parse_args(&[]).expect("serve").mode else {
+            panic!("not serve")
+        };
+        assert_eq!(a.cpu_per_request, Duration::ZERO);
+        let Mode::Serve(a) = parse_args(&["--cpu-per-request", "10ms", "--capacity", "2"])
+            .expect("serve")
+            .mode
+        else {
+            panic!("not serve")
+        };
+        assert_eq!(a.cpu_per_request, Duration::from_millis(10));
+        assert!(parse_args(&["--cpu-per-request", "lots"]).is_err());
+        assert!(
+            parse_args(&[
+                "http-canary",
+                "--url",
+                "http://x/",
+                "--cpu-per-request",
+                "1ms"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -48,11 +48,15 @@ pub struct Probes {
 /// while all are busy. A pod then has a real capacity (slots ÷ service
 /// time requests per second), so fewer replicas under the same load means
 /// queueing and a higher latency for every client, as in a real service.
-/// Sleeping, not spinning: capacity is modelled without burning CPU.
+/// The service time is slept, not spun: capacity is modelled without
+/// burning CPU. `cpu` is the part that really burns CPU, for faults on CPU
+/// limits.
 #[derive(Debug, Clone)]
 pub struct Work {
     /// How long one request holds its slot.
     pub service_time: Duration,
+    /// CPU time each request burns on the thread's own clock (see [`burn`]).
+    pub cpu: Duration,
     /// The slots; `None`: no limit (every request just takes `service_time`).
     pub slots: Option<Arc<Semaphore>>,
 }
@@ -74,7 +78,42 @@ impl Work {
         if !self.service_time.is_zero() {
             tokio::time::sleep(self.service_time).await;
         }
+        if !self.cpu.is_zero() {
+            let cpu = self.cpu;
+            // A blocking thread: the burn must not stall the runtime's
+            // workers, which answer the probes.
+            if let Err(e) = tokio::task::spawn_blocking(move || burn(cpu)).await {
+                tracing::warn!("CPU burn did not finish: {e}");
+            }
+        }
     }
+}
+
+/// The calling thread's CPU time so far.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Spins until the calling thread has used `cpu` of CPU time, and returns
+/// the wall time it took. The thread's CPU clock only advances while it
+/// runs, so a container throttled by its CPU limit (or a busy machine)
+/// takes longer in wall time for the same work: what a CPU squeeze does to
+/// a real service.
+pub fn burn(cpu: Duration) -> Duration {
+    let wall = Instant::now();
+    let start = thread_cpu_time();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while thread_cpu_time().saturating_sub(start) < cpu {
+        for _ in 0..1_000 {
+            x = std::hint::black_box(x.rotate_left(5) ^ x.wrapping_mul(0x100_0000_01B3));
+        }
+    }
+    std::hint::black_box(x);
+    wall.elapsed()
 }
 
 /// What the handlers need.
@@ -286,4 +325,32 @@ pub fn hostname() -> String {
                 .filter(|h| !h.is_empty())
         })
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case::nothing(Duration::ZERO)]
+    #[case::a_little(Duration::from_millis(5))]
+    #[case::a_request(Duration::from_millis(30))]
+    fn burn_uses_the_cpu_time_asked_and_no_less_wall_time(#[case] cpu: Duration) {
+        let before = thread_cpu_time();
+        let wall = burn(cpu);
+        let used = thread_cpu_time() - before;
+        assert!(used >= cpu, "{used:?} of CPU for {cpu:?}");
+        assert!(wall >= used.min(cpu), "wall {wall:?} < CPU {cpu:?}");
+        assert!(
+            used < cpu + Duration::from_millis(50),
+            "stops soon after: {used:?} for {cpu:?}"
+        );
+    }
+
+    #[test]
+    fn sleeping_costs_no_cpu_time() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(thread_cpu_time() - before < Duration::from_millis(10));
+    }
 }

@@ -10,7 +10,9 @@
 //! - `--ballast-mib` / `--ballast-growth-mib-per-sec`: resident memory that
 //!   grows into the container's limit (OOMKilled);
 //! - `--service-time` / `--capacity`: what serving `/` costs, so a pod has a
-//!   capacity and fewer replicas under load means queueing (latency).
+//!   capacity and fewer replicas under load means queueing (latency);
+//! - `--cpu-per-request`: CPU time burnt per request to `/`, so a squeezed
+//!   CPU limit (CFS throttling) makes every request slower.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +51,7 @@ pub fn prepare(args: ServeArgs, shutdown: CancellationToken) -> Result<Prepared,
         "ballast_max_mib": args.ballast_max_mib,
         "service_time": fmt_duration(args.service_time),
         "capacity": args.capacity,
+        "cpu_per_request": fmt_duration(args.cpu_per_request),
     });
     let stats = Arc::new(
         Stats::new("serve", args.common.window, ReadyPolicy::Always, config)
@@ -58,8 +61,12 @@ pub fn prepare(args: ServeArgs, shutdown: CancellationToken) -> Result<Prepared,
     let probes = Probes {
         response_delay: args.response_delay,
         fail_liveness_at: args.fail_liveness_after.map(|d| started + d),
-        work: (!args.service_time.is_zero() || args.capacity > 0).then(|| Work {
+        work: (!args.service_time.is_zero()
+            || args.capacity > 0
+            || !args.cpu_per_request.is_zero())
+        .then(|| Work {
             service_time: args.service_time,
+            cpu: args.cpu_per_request,
             slots: (args.capacity > 0).then(|| Arc::new(Semaphore::new(args.capacity as usize))),
         }),
     };
