@@ -62,10 +62,11 @@ e2e: cluster
 # What CI runs: lint, the fast tier, then the kind tier.
 ci: lint test e2e
 
-# Formatting and lints, as CI checks them; the module graph flows one way (tests/layering.rs).
+# Formatting and lints, as CI checks them (every public item documented, the docs build without warnings); the module graph flows one way (tests/layering.rs).
 lint:
     cargo fmt --all -- --check
     cargo clippy --locked --all-targets --all-features -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --all-features
     cargo test --locked --test layering
 
 # Benchmarks on a real kind cluster (results in BENCHMARKS.md).

@@ -31,35 +31,58 @@ use crate::kobj::{self, ObjectError, ObjectRef};
 /// Errors reading, writing or replaying journals.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// The journal file could not be read or written.
     #[error("journal {path}: {source}")]
     Io {
+        /// The journal file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A line of the journal is not a record breakfix wrote; nothing is reverted from it.
     #[error(
         "journal {path} line {line} is not a record breakfix wrote ({source}); nothing was reverted from this journal: fix or delete that line, then run `breakfix cleanup` again"
     )]
     Corrupt {
+        /// The journal file.
         path: PathBuf,
+        /// The line, from 1.
         line: usize,
+        /// Why it does not parse.
         source: serde_json::Error,
     },
+    /// The journal does not start with a header.
     #[error("journal {path} has no header; it was not written by breakfix")]
-    NoHeader { path: PathBuf },
+    NoHeader {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// A live run holds the journal; only it reverts its faults.
     #[error(
         "run {run_id} (pid {pid}) is still running and holds journal {path}; it reverts its own faults (stop it with Ctrl-C or SIGTERM, not `cleanup`)"
     )]
     InUse {
+        /// The journal file.
         path: PathBuf,
+        /// The run's id.
         run_id: String,
+        /// The run's process id.
         pid: u32,
     },
+    /// A restored object's data left the journal, but the record saying so is gone.
     #[error(
         "journal {path}: {target} was restored and its data removed from the journal, but the record saying so is gone (was the file edited?); it is not restored again: check it by hand, then delete the journal"
     )]
-    Scrubbed { path: PathBuf, target: String },
+    Scrubbed {
+        /// The journal file.
+        path: PathBuf,
+        /// The object.
+        target: String,
+    },
+    /// An undo failed in the cluster.
     #[error("undo failed: {0}")]
     Undo(#[from] ObjectError),
+    /// An undo's command (on a kind node) failed.
     #[error("undo failed: {0}")]
     Command(String),
 }
@@ -72,8 +95,10 @@ pub struct ClusterRecord {
     pub provider: String,
     /// kind cluster name or kubeconfig context name.
     pub name: String,
+    /// The kubeconfig used, when not the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context used, when named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
 }
@@ -87,19 +112,29 @@ pub const DELETE_TREE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum UndoAction {
     /// Write this snapshot back (replace, or recreate if deleted).
-    Restore { object: Box<DynamicObject> },
+    Restore {
+        /// The snapshot taken before the fault.
+        object: Box<DynamicObject>,
+    },
     /// Delete an object the run created.
     Delete {
+        /// The object to delete.
         target: ObjectRef,
+        /// Its uid, so a later object of the same name is left alone.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uid: Option<String>,
     },
     /// Start a stopped kind node container again.
-    StartNode { container: String },
+    StartNode {
+        /// The node's container.
+        container: String,
+    },
     /// Delete an object the run created together with everything it owns
     /// (Jobs a CronJob spawned, their Pods), and wait until all of it is gone.
     DeleteTree {
+        /// The object to delete.
         target: ObjectRef,
+        /// Its uid, so a later object of the same name is left alone.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uid: Option<String>,
     },
@@ -162,26 +197,41 @@ impl UndoAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "camelCase")]
 pub enum Record {
+    /// The first line: whose journal this is.
     Header {
+        /// The run's id.
         run_id: String,
+        /// The cluster it runs on.
         cluster: ClusterRecord,
+        /// When the run started.
         at: Timestamp,
+        /// The run's process id.
         pid: u32,
     },
+    /// A change about to be made, with how to undo it.
     Intent {
+        /// Its sequence number in the journal.
         seq: u64,
+        /// The experiment making it.
         experiment: String,
+        /// How to undo it.
         undo: UndoAction,
+        /// When it was journaled.
         at: Timestamp,
         /// When the Secret data in `undo` was removed, after the restore.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scrubbed: Option<Timestamp>,
     },
+    /// The intent with this sequence number was undone.
     Reverted {
+        /// The intent's sequence number.
         seq: u64,
+        /// When it was undone.
         at: Timestamp,
     },
+    /// The run ended with nothing left to undo.
     Finished {
+        /// When it ended.
         at: Timestamp,
     },
 }
@@ -377,11 +427,17 @@ impl Shared {
 /// A journal read back from disk.
 #[derive(Debug, Clone)]
 pub struct JournalState {
+    /// The journal file.
     pub path: PathBuf,
+    /// The run's id.
     pub run_id: String,
+    /// The cluster it ran on.
     pub cluster: ClusterRecord,
+    /// When it started.
     pub started: Timestamp,
+    /// Its process id.
     pub pid: u32,
+    /// Whether it finished (closed with nothing pending).
     pub finished: bool,
     /// Pending undos, newest first.
     pub pending: Vec<PendingUndo>,
@@ -398,6 +454,7 @@ pub struct JournalState {
 pub struct Replayed {
     /// What the undo does, in one line.
     pub action: String,
+    /// What happened when it was replayed.
     pub result: Result<(), JournalError>,
 }
 
@@ -407,6 +464,7 @@ pub struct Replayed {
 pub struct JournalScan {
     /// Newest first: the order to replay them in.
     pub unfinished: Vec<JournalState>,
+    /// Journals that could not be read, with why.
     pub unreadable: Vec<JournalError>,
 }
 

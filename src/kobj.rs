@@ -12,29 +12,44 @@ use serde::{Deserialize, Serialize};
 /// Errors working with objects.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
+    /// The cluster does not serve the object's kind.
     #[error("the cluster does not serve {api_version} {kind}: {}", explain(source))]
     Discovery {
+        /// The kind's apiVersion.
         api_version: String,
+        /// The kind.
         kind: String,
+        /// What discovery said.
         source: kube::Error,
     },
+    /// The API server refused a request about an object.
     #[error("{target}: {}", explain(source))]
     Api {
+        /// The object.
         target: ObjectRef,
+        /// What the server said.
         source: kube::Error,
     },
+    /// An object without a name.
     #[error("{0}: object has no name")]
     Unnamed(String),
+    /// An object could not be encoded to JSON.
     #[error("cannot encode object: {0}")]
     Encode(#[from] serde_json::Error),
+    /// An object deleted with its dependents was not gone in time.
     #[error("{target} and what it owns were not gone after {waited:?}")]
     StillThere {
+        /// The object.
         target: ObjectRef,
+        /// How long the wait lasted.
         waited: std::time::Duration,
     },
+    /// The watch for an object's deletion failed.
     #[error("watching {target} for its deletion: {}", explain_wait(source))]
     Wait {
+        /// The object.
         target: ObjectRef,
+        /// What the watch said.
         source: kube::runtime::wait::Error,
     },
 }
@@ -88,10 +103,14 @@ fn status_line(status: &kube::core::Status) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
+    /// The object's apiVersion (`apps/v1`).
     pub api_version: String,
+    /// The object's kind.
     pub kind: String,
+    /// Its namespace; none for cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Its name.
     pub name: String,
 }
 

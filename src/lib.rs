@@ -28,6 +28,10 @@
 //! # }
 //! ```
 
+// Every public item says what it is and why; `just lint` (clippy with
+// -D warnings) turns a missing doc comment into an error.
+#![warn(missing_docs)]
+
 pub mod baseline;
 pub mod cluster;
 pub mod compare;

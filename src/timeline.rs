@@ -14,14 +14,21 @@ use crate::vocab::SignalKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
+    /// Applying the baseline.
     Baseline,
+    /// Waiting for steady state.
     SteadyState,
+    /// Injecting the fault.
     Inject,
+    /// Watching for the expected signal.
     Detect,
     /// Detected, and kept in for `spec.hold` before the revert.
     Hold,
+    /// Undoing the fault from the journal.
     Revert,
+    /// Waiting for steady state again.
     Recover,
+    /// Deleting what the run applied.
     Cleanup,
 }
 
@@ -45,40 +52,56 @@ impl Phase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum EntryKind {
+    /// A phase began.
     PhaseStarted {
+        /// The phase.
         phase: Phase,
     },
     /// Steady state reached (before injection) or regained (recovery).
     Steady,
+    /// The fault went in.
     Injected {
+        /// What it broke, in words.
         summary: String,
     },
     /// A signal the harness saw (expected or not).
     Signal {
+        /// The signal.
         observation: Observation,
+        /// Whether it is one the experiment expects.
         expected: bool,
     },
+    /// The fault was undone.
     Reverted {
+        /// What the revert did, undo by undo.
         actions: Vec<String>,
     },
+    /// Steady state regained after the revert.
     Recovered,
+    /// Something went wrong.
     Error {
+        /// The phase it went wrong in.
         phase: Phase,
+        /// What went wrong.
         message: String,
     },
     /// A step of a transition began (a configuration applied, a node rolled).
     StepStarted {
+        /// The step.
         step: String,
     },
     /// A step of a transition ended; `error` says why it failed, if it did.
     StepFinished {
+        /// The step.
         step: String,
+        /// Why it failed, if it did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
     /// Something worth seeing on the timeline that is not a signal (a drain
     /// blocked by a PodDisruptionBudget, a version read back).
     Note {
+        /// The note.
         message: String,
     },
 }
@@ -86,7 +109,9 @@ pub enum EntryKind {
 /// One timeline entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Entry {
+    /// When it happened.
     pub at: Timestamp,
+    /// What happened.
     #[serde(flatten)]
     pub kind: EntryKind,
 }
@@ -95,6 +120,7 @@ pub struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Marks {
+    /// When steady state was first reached.
     pub steady: Option<Timestamp>,
     /// When the fault (its first step) went in: the fault window opens.
     pub injected: Option<Timestamp>,
@@ -107,8 +133,11 @@ pub struct Marks {
     pub signal: Option<Timestamp>,
     /// When the harness saw the first expected signal.
     pub detected: Option<Timestamp>,
+    /// The signal that counted as detection.
     pub detected_signal: Option<SignalKind>,
+    /// When the revert finished.
     pub reverted: Option<Timestamp>,
+    /// When steady state was back after the revert.
     pub recovered: Option<Timestamp>,
 }
 
@@ -140,6 +169,7 @@ impl Marks {
 /// The ordered record of one trial.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Timeline {
+    /// The entries, in order.
     pub entries: Vec<Entry>,
 }
 

@@ -20,26 +20,47 @@ pub const NAMESPACE_GONE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Errors applying or removing a baseline.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// An object was refused by the API server.
     #[error("applying {target}: {source}")]
-    Apply { target: String, source: ObjectError },
+    Apply {
+        /// The object, as `kind/name -n namespace`.
+        target: String,
+        /// What the server said.
+        source: ObjectError,
+    },
+    /// Reading or writing an object failed.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// A CustomResourceDefinition in the baseline never became
+    /// Established, so its custom objects cannot be applied.
     #[error(
         "CustomResourceDefinition {name} was applied but not established within {}s; the custom resources after it cannot be applied",
         CRD_ESTABLISHED_TIMEOUT.as_secs()
     )]
-    CrdNotEstablished { name: String },
+    CrdNotEstablished {
+        /// The CRD's name.
+        name: String,
+    },
+    /// A namespace the baseline needs is still being deleted (by an earlier run) after the wait.
     #[error(
         "namespace {namespace} is still being deleted after {}; look for finalizers that hold it: `kubectl get namespace {namespace} -o yaml`",
         crate::vocab::duration::format_duration(*waited)
     )]
-    StillTerminating { namespace: String, waited: Duration },
+    StillTerminating {
+        /// The namespace.
+        namespace: String,
+        /// How long the apply waited for it.
+        waited: Duration,
+    },
     /// An instance's object turned out cluster-scoped: every instance
     /// would share it.
     #[error(
         "{target} is cluster-scoped, so every instance of the baseline would share it; run the baseline in place"
     )]
-    SharedInInstance { target: String },
+    SharedInInstance {
+        /// The object the instances would share.
+        target: String,
+    },
 }
 
 /// How long a CRD the baseline applies may take to be served.

@@ -77,7 +77,9 @@ const RENAMED_CLUSTER_KINDS: &[&str] = &["ClusterRole", "ClusterRoleBinding"];
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("baseline `{baseline}` cannot run in a namespace of its own: {reason}")]
 pub struct NotRelocatable {
+    /// The baseline's name.
     pub baseline: String,
+    /// Why it cannot move (a cluster-scoped object, a namespace it does not own, …).
     pub reason: String,
 }
 

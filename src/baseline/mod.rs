@@ -26,6 +26,7 @@ pub use steady::{SteadyError, SteadyState};
 /// `kind: Baseline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum BaselineKind {
+    /// The only kind a Baseline file has.
     #[default]
     Baseline,
 }
@@ -34,20 +35,28 @@ pub enum BaselineKind {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Baseline {
+    /// `breakfix.dev/v1alpha1`.
     pub api_version: ApiVersion,
+    /// `Baseline`.
     pub kind: BaselineKind,
+    /// The baseline's name and description.
     pub metadata: BaselineMetadata,
+    /// What the baseline applies and when it counts as steady.
     pub spec: BaselineSpec,
 }
 
+/// A baseline's name and what it is for.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BaselineMetadata {
+    /// The name experiments refer to it by.
     pub name: Name,
+    /// What the baseline runs, for people reading reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
+/// What a baseline applies (manifests, an overlay or a chart) and how its steady state is judged.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BaselineSpec {
@@ -64,6 +73,7 @@ pub struct BaselineSpec {
     /// A Helm chart on disk with values files, rendered with `helm template`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSource>,
+    /// When the applied baseline counts as steady, so a fault can be injected.
     #[serde(default)]
     pub steady_state: SteadyStateSpec,
 }
@@ -99,8 +109,10 @@ impl BaselineSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SteadyStateSpec {
+    /// How long the baseline may take to become steady before the run gives up.
     #[serde(default = "default_steady_timeout")]
     pub timeout: HumanDuration,
+    /// Extra checks beyond the workloads' own readiness.
     #[serde(
         default,
         serialize_with = "serde_yaml::with::singleton_map_recursive::serialize",
@@ -143,29 +155,40 @@ pub enum SteadyCheck {
     ServiceEndpoints(ServiceEndpoints),
 }
 
+/// A Service that must have ready endpoints.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceEndpoints {
+    /// The Service's name.
     pub service: Name,
+    /// How many ready endpoints it needs at least.
     #[serde(default = "one")]
     pub min: u32,
+    /// Its namespace; the baseline's own when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Name>,
 }
 
+/// A Deployment that must be fully rolled out and ready.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeploymentReady {
+    /// The Deployment's namespace.
     pub namespace: Name,
+    /// The Deployment's name.
     pub name: Name,
 }
 
+/// Pods matched by a label selector that must be ready.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodsReady {
+    /// The label selector, as `kubectl get -l` reads it.
     pub selector: String,
+    /// How many of the matched pods must be ready at least.
     #[serde(default = "one")]
     pub min: u32,
+    /// Their namespace; the baseline's own when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Name>,
 }
@@ -196,8 +219,11 @@ impl Baseline {
 /// A baseline with its manifests parsed.
 #[derive(Debug, Clone)]
 pub struct LoadedBaseline {
+    /// The Baseline file it was loaded from.
     pub path: PathBuf,
+    /// The file's spec, as written.
     pub spec: BaselineSpec,
+    /// The file's name and description.
     pub metadata: BaselineMetadata,
     /// The manifests' objects, in apply order.
     pub objects: Vec<DynamicObject>,

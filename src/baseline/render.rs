@@ -45,7 +45,9 @@ pub struct HelmSource {
 /// The tool a render runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
+    /// `helm template`.
     Helm,
+    /// `kustomize build`.
     Kustomize,
 }
 
@@ -106,46 +108,78 @@ fn cache_dir() -> PathBuf {
 /// Why a baseline could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// The tool's binary is not in breakfix's cache or on the PATH.
     #[error("{tool} is not installed ({binary}: {detail})")]
     ToolMissing {
+        /// The tool that is missing.
         tool: Tool,
+        /// Where breakfix looked for it.
         binary: PathBuf,
+        /// Why it could not be run.
         detail: String,
     },
+    /// The overlay or chart folder does not exist.
     #[error("{path} does not exist")]
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The folder named in the Baseline file.
+        path: PathBuf,
+    },
+    /// The folder holds no kustomization.yaml.
     #[error("{path} is not a Kustomize overlay (no kustomization.yaml in it)")]
-    NotAKustomization { path: PathBuf },
+    NotAKustomization {
+        /// The folder named in the Baseline file.
+        path: PathBuf,
+    },
+    /// A chart from a repository rather than a folder: breakfix renders offline only.
     #[error("chart `{chart}` is not on disk; breakfix renders charts kept in your repository")]
-    RemoteChart { chart: String },
+    RemoteChart {
+        /// The chart reference as written.
+        chart: String,
+    },
+    /// The chart depends on a chart it would have to download.
     #[error(
         "chart {chart} needs `{dependency}` from {repository}, which is not vendored in its charts/ folder; breakfix renders without a network"
     )]
     NetworkDependency {
+        /// The chart that declares the dependency.
         chart: PathBuf,
+        /// The dependency's name.
         dependency: String,
+        /// The repository it would come from.
         repository: String,
         /// Where the dependency is declared (Chart.yaml, 1-based line).
         line: Option<usize>,
     },
+    /// A kustomization names a remote resource (a URL or git reference), which needs the network.
     #[error("{file} refers to remote resource `{resource}`; breakfix renders without a network")]
     RemoteResource {
+        /// The kustomization.yaml that names it.
         file: PathBuf,
+        /// The remote resource as written.
         resource: String,
+        /// Its line in the file, when found.
         line: Option<usize>,
     },
+    /// The tool ran and failed; its message, located where it says.
     #[error("{tool} failed: {message}")]
     Failed {
+        /// The tool that failed.
         tool: Tool,
         /// The user's file the tool blamed (or the chart/overlay itself).
         file: PathBuf,
+        /// The line it blamed, when its message names one.
         line: Option<usize>,
+        /// The column it blamed, when its message names one.
         column: Option<usize>,
+        /// What the tool said.
         message: String,
     },
+    /// A file of the overlay or chart could not be read.
     #[error("reading {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
 }

@@ -19,10 +19,18 @@ use crate::detect::watch::{self, Check as WatchCheck};
 /// Errors waiting for steady state.
 #[derive(Debug, thiserror::Error)]
 pub enum SteadyError {
+    /// Some check was still unmet when the wait ran out.
     #[error("not steady after {waited:?}: {unmet}")]
-    Timeout { waited: Duration, unmet: String },
+    Timeout {
+        /// How long the wait lasted.
+        waited: Duration,
+        /// Each unmet check and why ("unmet because…").
+        unmet: String,
+    },
+    /// A watch failed past its retries.
     #[error("watch failed: {}", crate::kobj::explain_watch(.0))]
     Watch(#[from] watcher::Error),
+    /// The watches ended before the checks were met.
     #[error("the watch streams ended")]
     StreamEnded,
 }
@@ -30,29 +38,45 @@ pub enum SteadyError {
 /// One thing that must hold for the baseline to be healthy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
+    /// A Deployment rolled out: every replica updated, ready and available.
     Deployment {
+        /// Its namespace.
         namespace: String,
+        /// Its name.
         name: String,
     },
+    /// A StatefulSet with every replica updated and ready.
     StatefulSet {
+        /// Its namespace.
         namespace: String,
+        /// Its name.
         name: String,
     },
+    /// A DaemonSet ready on every node it is scheduled to.
     DaemonSet {
+        /// Its namespace.
         namespace: String,
+        /// Its name.
         name: String,
     },
+    /// At least `min` ready pods match a label selector.
     PodsReady {
+        /// The pods' namespace.
         namespace: String,
+        /// The label selector.
         selector: String,
+        /// How many must be ready.
         min: u32,
     },
     /// Every node in the cluster is Ready.
     NodesReady,
     /// At least `min` ready endpoints behind a Service.
     ServiceEndpoints {
+        /// The Service's namespace.
         namespace: String,
+        /// The Service's name.
         service: String,
+        /// How many ready endpoints it needs.
         min: u32,
     },
 }
@@ -86,6 +110,7 @@ impl std::fmt::Display for Check {
 /// The set of checks that make up a baseline's steady state.
 #[derive(Debug, Clone)]
 pub struct SteadyState {
+    /// The checks that must all hold.
     pub checks: Vec<Check>,
 }
 

@@ -23,7 +23,9 @@ pub const WORKLOAD_IMAGE: &str = "breakfix/workload:0.1.0";
 /// How to get a kind cluster.
 #[derive(Debug, Clone)]
 pub struct KindOptions {
+    /// The kind cluster's name.
     pub name: String,
+    /// The node image to create it from (built here; nothing is pulled).
     pub node_image: String,
     /// Worker nodes besides the control plane.
     pub workers: u32,
@@ -31,6 +33,7 @@ pub struct KindOptions {
     pub reuse: bool,
     /// Local images to load into the nodes.
     pub load_images: Vec<String>,
+    /// How long to wait for the nodes and system pods to become ready.
     pub ready_timeout: Duration,
 }
 
@@ -52,10 +55,15 @@ impl Default for KindOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KindCluster {
+    /// The kind cluster's name.
     pub name: String,
+    /// The node image it was created from.
     pub node_image: String,
+    /// How many worker nodes it has.
     pub workers: u32,
+    /// Its kubeconfig, written by breakfix.
     pub kubeconfig: PathBuf,
+    /// When breakfix created it.
     pub created_at: jiff::Timestamp,
 }
 

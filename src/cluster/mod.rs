@@ -17,30 +17,60 @@ pub use kind::{KindCluster, KindOptions};
 /// Errors getting a cluster. Most are environment problems (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// A tool breakfix needs (kind, docker, a node image) is not available.
     #[error("{what} is not available: {detail}")]
     Missing {
+        /// What is missing.
         what: String,
+        /// Why it is unavailable.
         detail: String,
+        /// How to get it.
         help: String,
     },
+    /// A command breakfix ran failed.
     #[error("`{command}` failed: {stderr}")]
-    Command { command: String, stderr: String },
+    Command {
+        /// The command line.
+        command: String,
+        /// What it wrote on stderr.
+        stderr: String,
+    },
+    /// A kubeconfig could not be read or has no such context.
     #[error("kubeconfig {path}: {detail}")]
-    Kubeconfig { path: PathBuf, detail: String },
+    Kubeconfig {
+        /// The kubeconfig file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The API server could not be reached or refused the client.
     #[error("cannot reach the cluster: {}", crate::kobj::explain(.0))]
     Client(#[from] kube::Error),
+    /// A cluster of that name exists but breakfix did not create it, so breakfix will not touch it.
     #[error(
         "cluster `{name}` exists but was not created by breakfix; name it with `--context kind-{name}` to use it anyway"
     )]
-    NotOurs { name: String },
+    NotOurs {
+        /// The cluster's name.
+        name: String,
+    },
+    /// No cluster of that name is in breakfix's registry.
     #[error(
         "breakfix did not create a cluster named `{name}` (see `breakfix cluster list`); it deletes only its own"
     )]
-    NotRecorded { name: String },
+    NotRecorded {
+        /// The cluster's name.
+        name: String,
+    },
+    /// A cluster of that name exists and reusing it was not asked for.
     #[error(
         "cluster `{name}` already exists; pass --reuse to run on it, or `breakfix cluster down {name}`"
     )]
-    Exists { name: String },
+    Exists {
+        /// The cluster's name.
+        name: String,
+    },
+    /// The cluster came up but its nodes or system pods never became ready.
     #[error("cluster not ready: {0}")]
     NotReady(String),
 }
@@ -58,7 +88,9 @@ impl ClusterError {
 /// A cluster ready for experiments.
 #[derive(Clone)]
 pub struct ClusterHandle {
+    /// A client for the cluster's API server.
     pub client: Client,
+    /// The cluster as journals and reports name it.
     pub record: ClusterRecord,
     /// Whether this run created the cluster (and so may delete it).
     pub created: bool,

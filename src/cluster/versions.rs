@@ -26,41 +26,72 @@ const TABLE: &str = include_str!("../../kubernetes.versions");
 /// message is one line and says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
+    /// The text is not a version.
     #[error("`{text}` is not a Kubernetes version; write it as vMAJOR.MINOR.PATCH, e.g. v1.35.4")]
-    Malformed { text: String },
+    Malformed {
+        /// The text as given.
+        text: String,
+    },
+    /// The version is not one of kubernetes.versions, so breakfix cannot build it.
     #[error(
         "Kubernetes {version} is not one breakfix builds (listed: {listed}); pick a listed one, or add a line for it to kubernetes.versions"
     )]
     Unknown {
+        /// The version asked for.
         version: KubeVersion,
+        /// The versions breakfix knows, for the message.
         listed: String,
     },
+    /// An upgrade must go to a newer version.
     #[error(
         "--to {to} is not newer than --from {from}; an upgrade goes to a newer version (downgrades are not supported by kubeadm)"
     )]
-    NotNewer { from: KubeVersion, to: KubeVersion },
+    NotNewer {
+        /// The version upgraded from.
+        from: KubeVersion,
+        /// The version asked for.
+        to: KubeVersion,
+    },
+    /// kubeadm upgrades one minor version at a time.
     #[error(
         "{from} → {to} skips {skipped} minor version(s); kubeadm upgrades one minor at a time: upgrade to {next} first"
     )]
     SkipsMinor {
+        /// The version upgraded from.
         from: KubeVersion,
+        /// The version asked for.
         to: KubeVersion,
+        /// How many minor versions it skips.
         skipped: u32,
+        /// The version to upgrade to first.
         next: String,
     },
+    /// The upgrade would change the major version.
     #[error("{from} → {to} changes the major version; breakfix knows Kubernetes 1.x only")]
-    Major { from: KubeVersion, to: KubeVersion },
+    Major {
+        /// The version upgraded from.
+        from: KubeVersion,
+        /// The version asked for.
+        to: KubeVersion,
+    },
+    /// This host's cgroups cannot run the version's kubelet.
     #[error(
         "Kubernetes {version} cannot run on this host: its kubelet has no cgroup v1 support and this host's cgroups are v1; run it on a host with cgroup v2 (a unified /sys/fs/cgroup), or pick an older version"
     )]
-    HostCannotRun { version: KubeVersion },
+    HostCannotRun {
+        /// The version asked for.
+        version: KubeVersion,
+    },
 }
 
 /// A released Kubernetes version, `v1.35.4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KubeVersion {
+    /// The major version (1).
     pub major: u32,
+    /// The minor version.
     pub minor: u32,
+    /// The patch release.
     pub patch: u32,
 }
 
@@ -148,10 +179,13 @@ pub enum CgroupV1 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SupportedVersion {
+    /// The Kubernetes version.
     pub version: KubeVersion,
     /// The etcd module version kubeadm's etcd image is built from.
     pub etcd: String,
+    /// The CoreDNS version its kubeadm deploys.
     pub coredns: String,
+    /// What its kubelet does on a cgroup v1 host.
     pub cgroup_v1: CgroupV1,
 }
 
@@ -171,7 +205,9 @@ pub struct VersionTable {
 /// The cgroup layout of the host the kind nodes run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostCgroups {
+    /// cgroup v1 (or the hybrid layout).
     V1,
+    /// The unified cgroup v2 hierarchy.
     V2,
 }
 
@@ -189,7 +225,9 @@ impl HostCgroups {
 /// A checked upgrade: both ends listed, one minor at most, runnable here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradePath {
+    /// The version the cluster runs now.
     pub from: SupportedVersion,
+    /// The version it is upgraded to.
     pub to: SupportedVersion,
 }
 

@@ -65,26 +65,48 @@ pub const COMPARISON_SCHEMA_VERSION: &str = "breakfix.dev/comparison/v1";
 /// Errors reading reports for a comparison or checking its options.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
+    /// A report file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
+    /// A report file is not valid JSON or not a report's shape.
     #[error("{path}:{line}:{column}: not a breakfix JSON report: {message}")]
     Parse {
+        /// The file.
         path: PathBuf,
+        /// The line of the problem.
         line: usize,
+        /// The column of the problem.
         column: usize,
+        /// What the JSON reader said.
         message: String,
     },
+    /// A report written with another schema version.
     #[error("{path} has report schema `{found}`; this breakfix reads `{REPORT_SCHEMA_VERSION}`")]
-    Schema { path: PathBuf, found: String },
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// The schema it names.
+        found: String,
+    },
+    /// A JSON file without a `schema` field.
     #[error("{path} has no `schema` field: it is not a report written by `breakfix run --json`")]
-    NoSchema { path: PathBuf },
+    NoSchema {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A comparison option is out of range.
     #[error("comparison option `{name}` is {value}; it must be {expected}")]
     Option {
+        /// The option's name.
         name: &'static str,
+        /// The value given.
         value: f64,
+        /// What the value must be.
         expected: &'static str,
     },
 }
@@ -256,10 +278,15 @@ pub struct RunInfo {
     /// How reports name this side: the run id unless the caller sets it
     /// (a file name, `v1.34.4`, `base origin/main`).
     pub label: String,
+    /// The run's id.
     pub run_id: String,
+    /// The cluster it ran on.
     pub cluster: ClusterRecord,
+    /// When it started.
     pub started: Timestamp,
+    /// When it finished.
     pub finished: Timestamp,
+    /// How many experiments it ran.
     pub experiments: usize,
 }
 
@@ -282,8 +309,11 @@ impl RunInfo {
 pub struct Comparison {
     /// `breakfix.dev/comparison/v1`.
     pub schema: String,
+    /// The run compared from.
     pub before: RunInfo,
+    /// The run compared to.
     pub after: RunInfo,
+    /// The thresholds the comparison used.
     pub options: CompareOptions,
     /// Ordered by [`Change`], then by name.
     pub experiments: Vec<ExperimentComparison>,
@@ -293,12 +323,19 @@ pub struct Comparison {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
+    /// Experiments that got worse beyond noise.
     pub regressions: usize,
+    /// Experiments that ended in an error in either run.
     pub errors: usize,
+    /// Experiments that got better beyond noise.
     pub improvements: usize,
+    /// Experiments too noisy to judge.
     pub erratic: usize,
+    /// Experiments only the first run has.
     pub only_before: usize,
+    /// Experiments only the second run has.
     pub only_after: usize,
+    /// Experiments with no change beyond noise.
     pub unchanged: usize,
 }
 
@@ -350,14 +387,18 @@ impl Comparison {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentComparison {
+    /// The experiment's name.
     pub name: String,
+    /// Its fault's catalogue key.
     pub fault: String,
     /// The worst change among its SLOs, signals and outcome.
     pub change: Change,
     /// Why `change`: the lines of the parts that made it, most important first.
     pub reasons: Vec<String>,
+    /// How it did in the first run; `None` when it did not run there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<ExperimentSide>,
+    /// How it did in the second run; `None` when it did not run there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<ExperimentSide>,
     /// Per SLO, in the order the reports list them (before's first).
@@ -370,8 +411,11 @@ pub struct ExperimentComparison {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSide {
+    /// Its verdict in that run.
     pub outcome: Outcome,
+    /// How many trials it ran.
     pub trials: usize,
+    /// Whether its verdict was flaky.
     pub flaky: bool,
     /// Trial errors, `trial 2 SteadyState: …`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -384,18 +428,25 @@ pub struct ExperimentSide {
 pub struct SloComparison {
     /// `detectWithin`, `recoverWithin`, `availability`, `blastRadius`, `condition/<name>`.
     pub slo: String,
+    /// The unit of the measured values.
     pub unit: Unit,
+    /// Whether lower or higher is better.
     pub direction: Direction,
+    /// What changed, beyond noise or not.
     pub change: Change,
     /// One line: the verdict change and the numbers' move, e.g.
     /// `met → missed (60.0s at p95: 72.4s); median 3.1s → 12.4s (+9.3s, +300%): beyond the noise (Mann-Whitney p = 0.008, 5 vs 5 trials)`.
     pub reason: String,
+    /// The SLO in the first run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<SloSide>,
+    /// The SLO in the second run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<SloSide>,
+    /// How far the verdict value moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<Delta>,
+    /// The statistical test that judged the move, when both sides had samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<NoiseTest>,
 }
@@ -404,9 +455,13 @@ pub struct SloComparison {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SloSide {
+    /// The SLO's target.
     pub target: f64,
+    /// The percentile its verdict was taken on.
     pub percentile: Percentile,
+    /// Whether it was met.
     pub met: bool,
+    /// Whether it was met in some trials only.
     pub flaky: bool,
     /// The measurement the verdict was taken on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -415,11 +470,13 @@ pub struct SloSide {
     /// trial measured nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p50: Option<f64>,
+    /// The 95th percentile of the samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p95: Option<f64>,
     /// Min / median / max of the measured trials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<Spread>,
+    /// Every trial's value (`None` where the trial measured nothing).
     pub samples: Vec<Option<f64>>,
 }
 
@@ -460,11 +517,15 @@ impl SloSide {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignalComparison {
+    /// The signal.
     pub signal: SignalKind,
+    /// Whether it shows more or less often than before.
     pub change: Change,
     /// Trials (that reached injection) in which it showed, before.
     pub before: SignalCount,
+    /// How often it showed in the second run.
     pub after: SignalCount,
+    /// Why the change counts (or does not), for the report.
     pub reason: String,
 }
 
@@ -472,7 +533,9 @@ pub struct SignalComparison {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignalCount {
+    /// Trials that saw the signal.
     pub shown: usize,
+    /// Trials in the run.
     pub trials: usize,
 }
 

@@ -54,7 +54,14 @@ const EXACT_MAX_TRIALS: usize = 60;
 pub enum NoiseTest {
     /// Two-sided Mann-Whitney U over the trials (before's U and the p-value).
     #[serde(rename_all = "camelCase")]
-    MannWhitney { u: f64, p: f64, exact: bool },
+    MannWhitney {
+        /// The U statistic.
+        u: f64,
+        /// The two-sided p-value.
+        p: f64,
+        /// Whether p is exact (small samples) or from the normal approximation.
+        exact: bool,
+    },
     /// Two or three trials on a side, too few for the rank test: whether
     /// the two sides' ranges are apart, by how much (`gap`, when both
     /// bounds were measured) and how much each side scatters on its own
@@ -62,9 +69,12 @@ pub enum NoiseTest {
     /// and unmeasured trials).
     #[serde(rename_all = "camelCase")]
     Ranges {
+        /// Whether the two sets of samples do not overlap at all.
         apart: bool,
+        /// The gap between the sets when they are apart.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gap: Option<f64>,
+        /// The larger run's spread (max − min), which the gap is judged against.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         spread: Option<f64>,
     },
@@ -133,6 +143,7 @@ pub struct Delta {
 pub struct Judgement {
     /// `Regression`, `Improvement`, `Erratic` or `Unchanged`.
     pub change: Change,
+    /// How far the verdict value moved.
     pub delta: Delta,
     /// `None` when a side has no trials.
     pub test: Option<NoiseTest>,

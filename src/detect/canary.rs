@@ -32,6 +32,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CanaryRef {
+    /// The canary pod's namespace.
     pub namespace: Name,
     /// Label selector of the canary's pods, e.g. `app=dns-canary`.
     pub selector: String,
@@ -48,18 +49,26 @@ fn default_port() -> u16 {
 /// workload/src/state.rs for the whole document).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CanaryStatus {
+    /// What the canary checks (`http`, `dns`, `api`).
     pub mode: String,
+    /// Whether the canary considers itself ready.
     pub ready: bool,
+    /// Checks since the canary started.
     #[serde(default)]
     pub total: u64,
+    /// Of them, checks that succeeded.
     #[serde(default)]
     pub ok: u64,
+    /// Of them, checks that failed.
     #[serde(default)]
     pub failed: u64,
+    /// The last failure's message.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When the last failure happened, as the canary wrote it.
     #[serde(default)]
     pub last_error_at: Option<String>,
+    /// The counts over the canary's recent window.
     #[serde(default)]
     pub window: CanaryWindow,
     /// Failures by kind (`forbidden`, `timeout`, `servfail`, …).
@@ -79,8 +88,11 @@ pub struct CanaryStatus {
 /// over the window is above `max_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 pub struct LatencyGate {
+    /// The percentile the gate is on (e.g. 95.0).
     pub percentile: f64,
+    /// The bound, in milliseconds.
     pub max_ms: f64,
+    /// The latency seen at that percentile, when there were checks.
     #[serde(default)]
     pub observed_ms: Option<f64>,
     /// The window's latency is above the threshold now.
@@ -90,12 +102,16 @@ pub struct LatencyGate {
 /// Counts over the canary's recent window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 pub struct CanaryWindow {
+    /// The window's length.
     #[serde(default)]
     pub seconds: f64,
+    /// Checks in the window.
     #[serde(default)]
     pub total: u64,
+    /// Of them, checks that succeeded.
     #[serde(default)]
     pub ok: u64,
+    /// Of them, checks that failed.
     #[serde(default)]
     pub failed: u64,
 }
@@ -166,6 +182,7 @@ impl CanaryStatus {
 /// A canary pod that turned Unready, with what its `/status` said then.
 #[derive(Debug, Clone)]
 pub struct UnreadyCanary {
+    /// The canary pod.
     pub pod: Pod,
     /// The status document, or why it could not be read.
     pub status: Result<CanaryStatus, String>,

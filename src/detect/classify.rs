@@ -11,11 +11,13 @@ use crate::vocab::SignalKind;
 /// One signal read off one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// The signal the state shows.
     pub kind: SignalKind,
     /// The container the signal is about, if any.
     pub container: Option<String>,
     /// Kubernetes' reason string (e.g. `ImagePullBackOff`).
     pub reason: String,
+    /// The cluster's message for it.
     pub message: String,
     /// When the cluster says the condition began, when it says so.
     pub since: Option<Timestamp>,

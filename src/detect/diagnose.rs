@@ -10,8 +10,11 @@ use crate::vocab::SignalKind;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnosis {
+    /// One line: what broke.
     pub summary: String,
+    /// What in the cluster shows it.
     pub evidence: Vec<String>,
+    /// What a person would run or change next.
     pub next_steps: Vec<String>,
 }
 

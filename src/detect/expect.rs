@@ -39,6 +39,7 @@ pub enum Combine {
 /// The signals an experiment expects, and how they combine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpectedSignals {
+    /// Whether any or all of the signals must show.
     pub combine: Combine,
     /// In the order written; empty means "the fault's own" (any of them).
     pub signals: Vec<SignalKind>,

@@ -42,26 +42,42 @@ pub use expect::{Combine, ExpectedSignals};
 /// Errors while watching for signals.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
+    /// A watch failed past its retries.
     #[error("watch failed: {}", crate::kobj::explain_watch(.0))]
     Watch(#[from] watcher::Error),
+    /// No expected signal showed in time.
     #[error("no expected signal ({expected}) within {waited:?}")]
-    Timeout { expected: String, waited: Duration },
+    Timeout {
+        /// The signals that were expected.
+        expected: String,
+        /// How long the watch waited.
+        waited: Duration,
+    },
+    /// The watch ended before any expected signal.
     #[error("the watch stream ended before any expected signal")]
     StreamEnded,
+    /// The watch never finished its first list, so nothing could be judged.
     #[error("the watch did not finish listing within {waited:?}")]
-    NotListed { waited: Duration },
+    NotListed {
+        /// How long it waited.
+        waited: Duration,
+    },
 }
 
 /// A signal seen on a specific object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Observation {
+    /// The signal.
     pub kind: SignalKind,
     /// `kind/name` of the object, e.g. `pod/web-5d9c7-abcde`.
     pub object: String,
+    /// The container it concerns, when it is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The cluster's short reason (an event reason or a waiting reason).
     pub reason: String,
+    /// The cluster's message, as it wrote it.
     pub message: String,
     /// When breakfix received the watch event.
     pub seen_at: Timestamp,
@@ -77,6 +93,7 @@ pub struct Observation {
 /// Which pods and events a detector looks at.
 #[derive(Debug, Clone)]
 pub struct Scope {
+    /// The namespace watched.
     pub namespace: String,
     /// Label selector of the target's pods (`app=web`).
     pub pod_selector: Option<String>,

@@ -15,8 +15,11 @@ use crate::vocab::SignalKind;
 /// Which probe a kubelet message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeType {
+    /// The liveness probe (restarts the container).
     Liveness,
+    /// The readiness probe (takes the pod out of its Services).
     Readiness,
+    /// The startup probe (holds the other probes back).
     Startup,
 }
 
@@ -46,7 +49,9 @@ pub enum ProbeCause {
 /// One probe failure read off an `Unhealthy` Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeFailure {
+    /// Which probe failed.
     pub probe: ProbeType,
+    /// Why it failed.
     pub cause: ProbeCause,
 }
 

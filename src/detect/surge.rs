@@ -22,7 +22,9 @@ use crate::vocab::SignalKind;
 /// The most live Pods and Jobs that are still normal; one more is a surge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SurgeBound {
+    /// The most pods the storm may leave at once.
     pub pods: u32,
+    /// The most jobs the storm may leave at once.
     pub jobs: u32,
 }
 

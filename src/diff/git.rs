@@ -14,20 +14,52 @@ use std::process::Command;
 /// Why a version of the configuration could not be had from git.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    /// git cannot be run.
     #[error("git is not installed ({0})")]
     NoGit(String),
+    /// The path is not in a git repository.
     #[error("{path} is not inside a git repository")]
-    NotARepository { path: PathBuf },
+    NotARepository {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The reference names no commit.
     #[error("`{reference}` is not a commit, branch or tag of this repository")]
-    UnknownRef { reference: String },
+    UnknownRef {
+        /// The reference as given.
+        reference: String,
+    },
+    /// A shallow clone lacks the reference.
     #[error("`{reference}` is not in this shallow clone")]
-    ShallowWithoutRef { reference: String },
+    ShallowWithoutRef {
+        /// The reference as given.
+        reference: String,
+    },
+    /// A path leaves the repository.
     #[error("{path} is outside the repository at {top}")]
-    OutsideRepository { path: PathBuf, top: PathBuf },
+    OutsideRepository {
+        /// The path.
+        path: PathBuf,
+        /// The repository's top folder.
+        top: PathBuf,
+    },
+    /// A path does not exist at the revision.
     #[error("{path} does not exist at {reference}")]
-    MissingAt { path: PathBuf, reference: String },
+    MissingAt {
+        /// The path.
+        path: PathBuf,
+        /// The revision.
+        reference: String,
+    },
+    /// A git command failed.
     #[error("`git {command}` failed: {stderr}")]
-    Command { command: String, stderr: String },
+    Command {
+        /// Its arguments.
+        command: String,
+        /// What it wrote on stderr.
+        stderr: String,
+    },
+    /// A temporary folder could not be created.
     #[error("creating a temporary folder: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -63,10 +63,15 @@ pub struct DiffOptions {
     pub retries: u32,
     /// A canary below this success ratio during the migration is a regression.
     pub migration_availability: f64,
+    /// The thresholds the two runs are compared with.
     pub compare: CompareOptions,
+    /// The cluster both runs use, as journals name it.
     pub cluster: Option<ClusterRecord>,
+    /// Where the runs' journals go (breakfix's default when `None`).
     pub journal_dir: Option<std::path::PathBuf>,
+    /// Where progress events go, if anywhere.
     pub events: Option<EventSender>,
+    /// Cancels both runs (they revert first).
     pub cancel: CancellationToken,
 }
 
@@ -88,10 +93,13 @@ impl Default for DiffOptions {
 
 /// The experiments of both versions, loaded from their checkouts.
 pub struct Sides<'a> {
+    /// The experiments as the base revision has them.
     pub base: &'a [LoadedExperiment],
+    /// The experiments as the head revision has them.
     pub head: &'a [LoadedExperiment],
     /// How reports name the versions (`origin/main`, `work tree`).
     pub base_label: String,
+    /// How reports name the head revision.
     pub head_label: String,
 }
 
@@ -99,6 +107,7 @@ pub struct Sides<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Version {
+    /// How reports name the revision (a ref or commit).
     pub label: String,
     /// The commit, when it came from git.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +121,7 @@ pub struct Version {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BaselineMigration {
+    /// The baseline's name.
     pub baseline: String,
     /// Objects of the base that the head no longer has, deleted.
     pub pruned: Vec<String>,
@@ -132,6 +142,7 @@ pub struct BaselineMigration {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Migration {
+    /// Each baseline moved from base to head.
     pub baselines: Vec<BaselineMigration>,
     /// Regressions the migration itself showed, one line each.
     pub regressions: Vec<String>,
@@ -145,6 +156,7 @@ pub struct Migration {
 pub struct Retry {
     /// `base` or `head`.
     pub side: String,
+    /// The experiment run again.
     pub experiment: String,
     /// Runs in all, the first included.
     pub attempts: u32,
@@ -158,17 +170,26 @@ pub struct Retry {
 pub struct DiffReport {
     /// `breakfix.dev/diff/v1`.
     pub schema: String,
+    /// When the diff started.
     pub started: Timestamp,
+    /// When it finished.
     pub finished: Timestamp,
+    /// The base revision.
     pub base: Version,
+    /// The head revision.
     pub head: Version,
     /// Which experiments ran and why; skipped ones say why not.
     pub selection: Vec<Selection>,
+    /// The experiments' run on the base revision.
     pub before: RunReport,
+    /// The migration from base to head, measured, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
+    /// The experiments' run on the head revision.
     pub after: RunReport,
+    /// The two runs compared.
     pub comparison: Comparison,
+    /// Experiments run again because their first result looked like noise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retries: Vec<Retry>,
     /// Harness trouble outside any experiment (not findings).

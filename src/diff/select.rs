@@ -15,6 +15,7 @@ use crate::experiment::LoadedExperiment;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Selection {
+    /// The experiment's name.
     pub experiment: String,
     /// Whether it runs (on each side it exists on).
     pub run: bool,

@@ -77,6 +77,7 @@ pub struct Briefing {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Hint {
+    /// The hint's text.
     pub text: String,
     /// Released by itself this long after the injection, if not asked for earlier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,8 +120,11 @@ impl StopWhen {
 /// A problem in the block, with the keys under `spec.gameday` it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GameDayProblem {
+    /// The keys of the field at fault, for locating it in the file.
     pub keys: Vec<String>,
+    /// What is wrong.
     pub message: String,
+    /// How to fix it.
     pub help: Option<String>,
 }
 

@@ -26,6 +26,7 @@ pub use slo::SloSpec;
 /// `kind: Experiment`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum ExperimentKind {
+    /// The only kind an Experiment file has.
     #[default]
     Experiment,
 }
@@ -34,9 +35,13 @@ pub enum ExperimentKind {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Experiment {
+    /// `breakfix.dev/v1alpha1`.
     pub api_version: ApiVersion,
+    /// `Experiment`.
     pub kind: ExperimentKind,
+    /// The experiment's name, description and labels.
     pub metadata: Metadata,
+    /// What the experiment does and expects.
     pub spec: ExperimentSpec,
 }
 
@@ -44,12 +49,15 @@ pub struct Experiment {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
+    /// The experiment's name, unique in a run.
     pub name: Name,
     /// The incident this experiment reproduces (who, when, what broke).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<String>,
+    /// The failure story, for people reading reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Labels to select experiments by.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -62,8 +70,10 @@ pub struct ExperimentSpec {
     pub baseline: PathBuf,
     /// One fault, or `steps:` several in order (see [`plan`]).
     pub fault: FaultPlan,
+    /// The signals that count as detection.
     #[serde(default)]
     pub expect: Expect,
+    /// What detection and recovery must achieve.
     pub slo: SloSpec,
     /// Keep the fault in this long after detection before reverting (`5m`),
     /// or until a condition holds (`{object, expression, timeout}`; at its
@@ -73,6 +83,7 @@ pub struct ExperimentSpec {
     /// How the cluster gets back to steady state after detection.
     #[serde(default)]
     pub recovery: Recovery,
+    /// How long each phase may take.
     #[serde(default)]
     pub timeouts: Timeouts,
     /// Recovery counts only once steady state has held this long.
@@ -184,6 +195,7 @@ pub enum Recovery {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Timeouts {
+    /// How long the baseline may take to become steady.
     #[serde(default = "default_steady_timeout")]
     pub steady_state: HumanDuration,
     /// Give up waiting for a signal after this long (default: 3 × detectWithin, at least 2m).
@@ -269,8 +281,11 @@ impl ExperimentSpec {
 /// An experiment read from disk, with its baseline resolved and loaded.
 #[derive(Debug, Clone)]
 pub struct LoadedExperiment {
+    /// The Experiment file it was loaded from.
     pub path: PathBuf,
+    /// The file's content.
     pub experiment: Experiment,
+    /// The baseline it names, loaded.
     pub baseline: LoadedBaseline,
 }
 

@@ -44,6 +44,7 @@ pub enum FaultPlan {
 /// `fault.steps` and what they may touch.
 #[derive(Debug, Clone, Default)]
 pub struct Steps {
+    /// The steps, applied in order.
     pub steps: Vec<Step>,
     /// Namespaces besides the baseline's (and kube-system) the steps may
     /// act in: a step elsewhere is refused unless its namespace is named
@@ -110,8 +111,11 @@ impl fmt::Display for Wait {
 /// to point at; the message and a hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanProblem {
+    /// The step at fault (0-based), or `None` for the list itself.
     pub step: Option<usize>,
+    /// What is wrong.
     pub message: String,
+    /// How to fix it.
     pub help: Option<String>,
 }
 

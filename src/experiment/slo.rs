@@ -57,11 +57,16 @@ pub struct SloSpec {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Percentile {
+    /// The median.
     P50,
+    /// The 90th percentile.
     P90,
+    /// The 95th percentile.
     #[default]
     P95,
+    /// The 99th percentile.
     P99,
+    /// The worst trial.
     Max,
 }
 
@@ -172,6 +177,7 @@ impl JsonSchema for Percent {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AvailabilitySlo {
+    /// The canary whose checks are counted.
     pub canary: CanaryRef,
     /// Lowest acceptable success ratio of the canary's checks (an SLO).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +298,7 @@ impl JsonSchema for CheckPercentile {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LatencyBound {
+    /// The canary whose latency is measured.
     pub canary: CanaryRef,
     /// Which percentile of the canary's checks (default p95).
     #[serde(default)]
@@ -326,9 +333,13 @@ pub const DEFAULT_BASELINE_WINDOW: std::time::Duration = std::time::Duration::fr
 /// absolute duration or a multiple of the baseline.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LatencyTarget {
+    /// At most this long.
     AtMost(std::time::Duration),
+    /// At most this many times the baseline window's latency.
     AtMostTimes(f64),
+    /// At least this long (a fault must cost this much).
     AtLeast(std::time::Duration),
+    /// At least this many times the baseline window's latency.
     AtLeastTimes(f64),
 }
 
@@ -596,8 +607,11 @@ impl<'de> Deserialize<'de> for NamespaceSelector {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 pub enum WorkloadKind {
+    /// A Deployment.
     Deployment,
+    /// A StatefulSet.
     StatefulSet,
+    /// A DaemonSet.
     DaemonSet,
 }
 
@@ -611,8 +625,11 @@ impl fmt::Display for WorkloadKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WorkloadRef {
+    /// The workload's kind.
     pub kind: WorkloadKind,
+    /// Its namespace.
     pub namespace: Name,
+    /// Its name.
     pub name: Name,
 }
 
@@ -667,10 +684,14 @@ pub enum ConditionMust {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectTarget {
+    /// The object's apiVersion (`apps/v1`).
     pub api_version: String,
+    /// The object's kind.
     pub kind: String,
+    /// Its namespace; none for cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Name>,
+    /// Its name.
     pub name: String,
 }
 
@@ -687,8 +708,11 @@ impl fmt::Display for ObjectTarget {
 /// and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SloProblem {
+    /// The keys of the field at fault, for locating it in the file.
     pub keys: Vec<String>,
+    /// What is wrong.
     pub message: String,
+    /// How to fix it.
     pub help: Option<String>,
 }
 

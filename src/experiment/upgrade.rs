@@ -37,6 +37,7 @@ use crate::vocab::{ApiVersion, Diagnostic, HumanDuration, Name, diagnostic, load
 /// `kind: Upgrade`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum UpgradeKind {
+    /// The only kind an upgrade plan file has.
     #[default]
     Upgrade,
 }
@@ -45,9 +46,13 @@ pub enum UpgradeKind {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpgradePlan {
+    /// `breakfix.dev/v1alpha1`.
     pub api_version: ApiVersion,
+    /// `Upgrade`.
     pub kind: UpgradeKind,
+    /// The plan's name and description.
     pub metadata: Metadata,
+    /// What the upgrade does and what each phase must hold to.
     #[serde(default)]
     pub spec: UpgradePlanSpec,
 }
@@ -65,6 +70,7 @@ pub struct UpgradePlanSpec {
     /// its pods to terminate) before the upgrade stops (default 5m).
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: HumanDuration,
+    /// What each phase of the upgrade must hold to.
     #[serde(default)]
     pub phases: PhaseSlos,
     /// One catalogue fault, injected as a phase starts and reverted as it
@@ -119,8 +125,10 @@ impl fmt::Display for UpgradePhase {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PhaseSlos {
+    /// What the control-plane step must hold to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane: Option<PhaseSlo>,
+    /// What each node's roll must hold to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<PhaseSlo>,
 }
@@ -157,8 +165,10 @@ pub struct PhaseAvailability {
     /// The canary mode (the `breakfix.dev/canary` label): http, dns or api.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryMode>,
+    /// The canary's namespace; the baseline's own when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Name>,
+    /// The least share of the canary's checks that must succeed during the phase.
     pub at_least: Percent,
 }
 
@@ -166,8 +176,11 @@ pub struct PhaseAvailability {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CanaryMode {
+    /// A canary checking an HTTP Service.
     Http,
+    /// A canary resolving names through the cluster's DNS.
     Dns,
+    /// A canary calling the Kubernetes API server.
     Api,
 }
 
@@ -186,6 +199,7 @@ impl CanaryMode {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PhaseBlastRadius {
+    /// The most workloads that may leave steady state during the phase.
     pub max_affected: u32,
 }
 
@@ -193,7 +207,9 @@ pub struct PhaseBlastRadius {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhaseFault {
+    /// The upgrade phase it is injected in.
     pub during: UpgradePhase,
+    /// The fault, as an experiment writes it.
     #[serde(flatten)]
     pub fault: FaultSpec,
 }
@@ -201,8 +217,11 @@ pub struct PhaseFault {
 /// An upgrade plan read from disk, with its baselines loaded.
 #[derive(Debug, Clone)]
 pub struct LoadedUpgradePlan {
+    /// The plan file it was loaded from.
     pub path: PathBuf,
+    /// The file's content.
     pub plan: UpgradePlan,
+    /// The baselines it names, loaded.
     pub baselines: Vec<LoadedBaseline>,
 }
 

@@ -10,10 +10,13 @@ use crate::kobj::{self, ObjectError, ObjectRef};
 
 /// Handed to [`super::Fault::inject`]: a client and the run's journal.
 pub struct FaultContext<'a> {
+    /// A client for the cluster the fault breaks.
     pub client: Client,
+    /// The run's journal: every change is journaled before it is made.
     pub journal: &'a mut Journal,
     /// Experiment name, recorded with each undo.
     pub experiment: String,
+    /// The run's id, put on every object the fault creates.
     pub run_id: String,
 }
 

@@ -46,8 +46,10 @@ const MAX_PARALLELISM: u32 = 50;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodRequests {
+    /// The CPU each storm pod requests (a Kubernetes quantity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
+    /// The memory each storm pod requests (a Kubernetes quantity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
 }
@@ -88,11 +90,13 @@ pub struct CronJobStorm {
     /// How long each job's pods sleep; longer than the schedule means pile-up.
     #[serde(default = "default_job_duration")]
     pub job_duration: HumanDuration,
+    /// What each storm pod requests, so the storm can fill nodes or quotas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_requests: Option<PodRequests>,
     /// Image of the job pods (it must run `sleep --duration`).
     #[serde(default = "default_image")]
     pub image: String,
+    /// The bound on the surge the detector judges, when not the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub surge: Option<SurgeSpec>,
 }

@@ -20,6 +20,7 @@ use crate::vocab::{Name, SignalKind};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeleteObject {
+    /// The object to delete.
     pub target: ObjectTarget,
     /// Namespace whose workloads show the effect; default: the target's.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,6 +27,7 @@ pub struct ObjectTarget {
     /// Absent for cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Name>,
+    /// The object's name.
     pub name: String,
 }
 

@@ -36,6 +36,7 @@ pub enum TypoIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ImageTypo {
+    /// The Deployment whose image gets the typo.
     pub target: DeploymentRef,
     /// Container to break; default: the first container.
     #[serde(default, skip_serializing_if = "Option::is_none")]

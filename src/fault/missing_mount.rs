@@ -39,7 +39,9 @@ pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// Which kind of object is referenced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ConfigKind {
+    /// A Secret.
     Secret,
+    /// A ConfigMap.
     ConfigMap,
 }
 
@@ -60,7 +62,9 @@ impl ConfigKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigObject {
+    /// Secret or ConfigMap.
     pub kind: ConfigKind,
+    /// Its name.
     pub name: crate::vocab::Name,
 }
 
@@ -79,9 +83,11 @@ pub enum BreakBy {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MissingMount {
+    /// The Deployment that reads the object.
     pub target: DeploymentRef,
     /// The object the Deployment mounts or reads env from (in its namespace).
     pub object: ConfigObject,
+    /// How the fault breaks the reference.
     #[serde(default)]
     pub by: BreakBy,
 }
@@ -90,16 +96,28 @@ pub struct MissingMount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
     /// A volume (`secret`, `configMap` or a projected source).
-    Volume { volume: String },
+    Volume {
+        /// The volume's name.
+        volume: String,
+    },
     /// One env variable's `valueFrom`.
-    Env { container: String, variable: String },
+    Env {
+        /// The container's name.
+        container: String,
+        /// The variable's name.
+        variable: String,
+    },
     /// A container's `envFrom`.
-    EnvFrom { container: String },
+    EnvFrom {
+        /// The container's name.
+        container: String,
+    },
 }
 
 /// One use of the object in a pod spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
+    /// Where the pod template refers to the object.
     pub via: Via,
     /// `optional: true` references do not stop a pod when the object is gone.
     pub optional: bool,

@@ -48,14 +48,24 @@ pub use selector_mismatch::SelectorMismatch;
 /// Errors injecting a fault.
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
+    /// Reading or writing an object failed.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// The undo could not be journaled, so the fault was not injected.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The target is missing or not in a state the fault can break.
     #[error("{0}")]
     Target(String),
+    /// An object read from the cluster could not be decoded.
     #[error("cannot decode {what}: {detail}")]
-    Decode { what: String, detail: String },
+    Decode {
+        /// What was decoded.
+        what: String,
+        /// Why it failed.
+        detail: String,
+    },
+    /// A command the fault runs (on a kind node) failed.
     #[error("{0}")]
     Command(String),
 }
@@ -130,7 +140,9 @@ pub trait Fault {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeploymentRef {
+    /// The Deployment's namespace.
     pub namespace: crate::vocab::Name,
+    /// The Deployment's name.
     pub deployment: crate::vocab::Name,
 }
 
@@ -145,7 +157,10 @@ macro_rules! faults {
         #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
         #[serde(rename_all = "camelCase")]
         pub enum FaultSpec {
-            $($variant($ty),)+
+            $(
+                #[doc = concat!("The `", stringify!($variant), "` fault: [`", stringify!($ty), "`].")]
+                $variant($ty),
+            )+
         }
 
         macro_rules! dispatch {
@@ -208,10 +223,12 @@ impl FaultSpec {
         dispatch!(self, f => f.default_signals())
     }
 
+    /// The namespace the fault works in, when it has one.
     pub fn namespace(&self) -> Option<&str> {
         dispatch!(self, f => f.namespace())
     }
 
+    /// Checks what serde cannot (ranges, combinations); the problem in words.
     pub fn validate(&self) -> Result<(), String> {
         dispatch!(self, f => f.validate())
     }

@@ -35,7 +35,9 @@ pub enum PatchType {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchObject {
+    /// The object to patch.
     pub target: ObjectTarget,
+    /// How the patch is applied (merge, strategic merge or JSON patch).
     #[serde(default, rename = "type")]
     pub patch_type: PatchType,
     /// The patch body, in YAML: a mapping for merge and strategic, a list of

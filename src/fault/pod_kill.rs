@@ -28,6 +28,7 @@ const LIST_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodKill {
+    /// The Deployment one of whose pods is deleted.
     pub target: DeploymentRef,
     /// How many running pods to delete (oldest first).
     #[serde(default = "one")]

@@ -106,6 +106,7 @@ pub struct HttpLoad {
     /// Service to load; default: the first one selecting the target's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The load generator's image.
     #[serde(default = "default_image")]
     pub image: String,
 }
@@ -126,10 +127,12 @@ fn default_image() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProbeMisconfig {
+    /// The Deployment whose probe is broken.
     pub target: DeploymentRef,
     /// Container whose probe to break; default: the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// What is wrong with the probe.
     pub mistake: ProbeMistake,
     /// Load that makes `livenessIsReadiness` bite (only for that mistake).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,7 +144,9 @@ pub struct ProbeMisconfig {
 pub struct Misconfigured {
     /// `livenessProbe`, `readinessProbe` or `startupProbe`.
     pub field: &'static str,
+    /// The probe after the change.
     pub probe: Probe,
+    /// The change, in words.
     pub change: String,
 }
 

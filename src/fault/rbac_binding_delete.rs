@@ -36,7 +36,9 @@ const SUPPORTED: &[SignalKind] = &[
 /// Which kind of binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum BindingKind {
+    /// A namespaced RoleBinding.
     RoleBinding,
+    /// A ClusterRoleBinding.
     ClusterRoleBinding,
 }
 
@@ -44,6 +46,7 @@ pub enum BindingKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BindingRef {
+    /// RoleBinding or ClusterRoleBinding.
     pub kind: BindingKind,
     /// RBAC object names may hold `:` (`system:…`), so any non-empty name.
     pub name: String,
@@ -72,6 +75,7 @@ impl BindingRef {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RbacBindingDelete {
+    /// The binding to delete.
     pub binding: BindingRef,
     /// The api-canary whose calls rely on the binding.
     pub workload: CanaryRef,
@@ -154,11 +158,17 @@ impl Fault for RbacBindingDelete {
 /// The access an api-canary exercises, as a SubjectAccessReview asks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
+    /// The ServiceAccount that loses the access.
     pub service_account: String,
+    /// Its namespace.
     pub service_account_namespace: String,
+    /// The verb it may no longer use.
     pub verb: String,
+    /// The resource's API group.
     pub group: String,
+    /// The resource.
     pub resource: String,
+    /// The namespace the access is checked in.
     pub namespace: String,
 }
 

@@ -24,9 +24,12 @@ const MAX_REPLICAS: u32 = 1000;
 /// Workload kinds with a `spec.replicas`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ScalableKind {
+    /// A Deployment.
     #[default]
     Deployment,
+    /// A StatefulSet.
     StatefulSet,
+    /// A ReplicaSet.
     ReplicaSet,
 }
 
@@ -45,9 +48,12 @@ impl ScalableKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScaleTarget {
+    /// The workload's kind.
     #[serde(default)]
     pub kind: ScalableKind,
+    /// Its namespace.
     pub namespace: Name,
+    /// Its name.
     pub name: Name,
 }
 
@@ -55,7 +61,9 @@ pub struct ScaleTarget {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Scale {
+    /// The workload to scale.
     pub target: ScaleTarget,
+    /// The replica count it is scaled to.
     #[schemars(range(max = 1000))]
     pub replicas: u32,
 }

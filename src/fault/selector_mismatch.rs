@@ -34,7 +34,9 @@ const SUPPORTED: &[SignalKind] = &[SignalKind::EndpointsEmpty, SignalKind::Canar
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceRef {
+    /// The Service's namespace.
     pub namespace: Name,
+    /// The Service's name.
     pub service: Name,
 }
 
@@ -42,6 +44,7 @@ pub struct ServiceRef {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SelectorMismatch {
+    /// The Service whose selector gets the typo.
     pub target: ServiceRef,
     /// The broken selector to set; default: every value of the current one
     /// with two letters swapped (`app: web` → `app: ewb`). It must match no pod.

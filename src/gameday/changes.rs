@@ -28,8 +28,11 @@ use crate::baseline::steady::{daemonset_verdict, deployment_verdict, statefulset
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ChangeOp {
+    /// The object was created.
     Create,
+    /// The object was changed.
     Update,
+    /// The object was deleted.
     Delete,
 }
 
@@ -52,7 +55,9 @@ pub struct FieldChange {
 pub struct Change {
     /// `deployment/web`
     pub object: String,
+    /// The object's namespace.
     pub namespace: String,
+    /// Created, changed or deleted.
     pub op: ChangeOp,
     /// The field manager that made the write (`kubectl-edit`); for a
     /// deletion, which carries none, `unknown`.
@@ -63,6 +68,7 @@ pub struct Change {
     /// The subresource written through (`scale`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subresource: Option<String>,
+    /// The fields that changed, old and new values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
     /// Whether the object is one the fault touched (restoring it is the fix).
@@ -407,8 +413,11 @@ pub enum Seen {
     Change(Timestamp, Change),
     /// A workload's steady-state verdict, on every event about it.
     Workload {
+        /// The workload, as `kind/name`.
         object: String,
+        /// Whether it is steady now.
         steady: bool,
+        /// Its pods' template labels, to tell which Services select it.
         pod_labels: BTreeMap<String, String>,
     },
     /// A watch failed (it retries with back-off).

@@ -17,8 +17,11 @@ use crate::vocab::duration::format_duration;
 /// The files a debrief was written to.
 #[derive(Debug, Clone)]
 pub struct DebriefFiles {
+    /// The debrief as Markdown.
     pub markdown: PathBuf,
+    /// The debrief as one HTML page.
     pub html: PathBuf,
+    /// The game day's record as JSON.
     pub json: PathBuf,
 }
 
@@ -41,11 +44,17 @@ pub fn merged_timeline(team: &TeamRecord) -> Vec<Entry> {
 /// One row of the scoreboard.
 #[derive(Debug, Clone)]
 pub struct ScoreRow {
+    /// The team.
     pub team: String,
+    /// How its round ended.
     pub end: String,
+    /// Its score.
     pub points: i64,
+    /// Hints used of those there were.
     pub hints: String,
+    /// How many changes it made.
     pub changes: usize,
+    /// Its times (detect, diagnose, fix …) as label and duration.
     pub times: Vec<(String, String)>,
 }
 

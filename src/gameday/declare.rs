@@ -32,25 +32,31 @@ impl std::fmt::Display for DeclarationKind {
 /// A declaration as parsed from `detected: the api canary gets 403`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declaration {
+    /// Detected, diagnosed or fixed.
     pub kind: DeclarationKind,
+    /// What the team wrote after the colon.
     pub text: String,
 }
 
 /// Why a declaration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeclarationError {
+    /// Nothing was written.
     #[error(
         "empty declaration; write `detected: <what you see>`, `diagnosed: <the cause>` or `fixed`"
     )]
     Empty,
+    /// The text does not start with a known kind.
     #[error(
         "`{0}` does not start with `detected:`, `diagnosed:` or `fixed`; e.g. `diagnosed: the web Service's selector matches no pod`"
     )]
     UnknownKind(String),
+    /// `diagnosed:` without a cause.
     #[error(
         "`diagnosed` needs the cause after the colon, e.g. `diagnosed: the RoleBinding is gone`"
     )]
     NoDiagnosis,
+    /// The text is too long.
     #[error("a declaration is at most {MAX_LEN} characters")]
     TooLong,
 }

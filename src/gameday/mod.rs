@@ -64,42 +64,68 @@ use record::{Entry, EntryKind, HintRelease, RoundEnd, TeamRecord};
 /// of these comes back from [`GameDayBuilder::build`].
 #[derive(Debug, thiserror::Error)]
 pub enum GameDayError {
+    /// No team was named.
     #[error("no teams; name at least one (e.g. --teams 2, or --team blue)")]
     NoTeams,
+    /// Two teams have the same name.
     #[error("team name `{0}` is used twice; every team needs its own name")]
     TeamClash(String),
+    /// A team name cannot name a namespace or a URL path.
     #[error("team name `{name}` is not usable: {why}")]
-    BadTeamName { name: String, why: String },
+    BadTeamName {
+        /// The name.
+        name: String,
+        /// Why it is not usable.
+        why: String,
+    },
+    /// The timebox is zero.
     #[error("the timebox is zero; give the round some time, e.g. --timebox 20m")]
     ZeroTimebox,
+    /// Steady state must hold for `settle` before a fix counts, so it
+    /// must be shorter than the round.
     #[error(
         "settle ({settle:?}) is not shorter than the timebox ({timebox:?}); no fix could ever count"
     )]
-    SettleTooLong { settle: Duration, timebox: Duration },
+    SettleTooLong {
+        /// The settle time.
+        settle: Duration,
+        /// The timebox.
+        timebox: Duration,
+    },
+    /// The fault heals by itself; nobody would have anything to fix.
     #[error(
         "experiment `{0}` heals by itself (recovery: selfHeal); a game day needs a fault people must fix"
     )]
     SelfHealing(String),
+    /// The fault comes in steps; a game day injects one fault.
     #[error(
         "experiment `{0}` injects its fault in steps (fault.steps); a game day injects one fault: write the scenario with the single fault people must find"
     )]
     Steps(String),
+    /// The fault breaks something every team's copy shares.
     #[error(
         "the fault breaks something every team shares ({0}); play it with one team, or give each team its own cluster"
     )]
     SharedFault(String),
+    /// Several teams need a copy of the scenario each, and one cannot have one.
     #[error(
         "{teams} teams need a copy of the scenario each, and team `{team}` cannot have one: {why}; play with one team, or give the baseline a namespace of its own"
     )]
     NoCopies {
+        /// How many teams play.
         teams: usize,
+        /// The team without a copy.
         team: String,
+        /// Why the copy cannot be made.
         why: String,
     },
+    /// Two teams' copies would land in one namespace.
     #[error("two teams would share namespace `{0}`")]
     NamespaceClash(String),
+    /// The journal could not be created or written.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A team's access (ServiceAccount, kubeconfig) could not be set up.
     #[error("team access: {0}")]
     Access(String),
 }
@@ -107,18 +133,39 @@ pub enum GameDayError {
 /// Why a control (declare, hint, stop) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
+    /// No team of that name plays.
     #[error("no team `{team}`; teams are {teams}")]
-    UnknownTeam { team: String, teams: String },
+    UnknownTeam {
+        /// The name asked for.
+        team: String,
+        /// The teams that play.
+        teams: String,
+    },
+    /// The round has not started.
     #[error("the round has not started yet (copies are being prepared)")]
     NotStarted,
+    /// The team's round has ended.
     #[error("team {team}'s round is over ({end}); declarations and hints are closed")]
-    RoundOver { team: String, end: String },
+    RoundOver {
+        /// The team.
+        team: String,
+        /// How it ended.
+        end: String,
+    },
+    /// The whole game day has ended.
     #[error("the game day is over")]
     GameOver,
+    /// The declaration is malformed.
     #[error(transparent)]
     Declaration(#[from] declare::DeclarationError),
+    /// Every hint has been released to the team.
     #[error("team {team} has had every hint ({total})")]
-    NoMoreHints { team: String, total: usize },
+    NoMoreHints {
+        /// The team.
+        team: String,
+        /// How many hints there are.
+        total: usize,
+    },
 }
 
 /// Where the game day is.
@@ -139,21 +186,32 @@ pub enum GamePhase {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GameState {
+    /// The game day's run id.
     pub run_id: String,
     /// The experiment's name (sealed while blind).
     pub scenario: String,
+    /// The fault's catalogue key (hidden from teams while blind).
     pub fault: String,
+    /// The scenario's story.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<String>,
+    /// Whether teams play without knowing the fault.
     pub blind: bool,
+    /// What teams are told at the start.
     pub briefing: Briefing,
+    /// The round's length, in seconds.
     pub timebox_seconds: u64,
+    /// How long steady state must hold before a fix counts, in seconds.
     pub settle_seconds: f64,
+    /// Where the game day is.
     pub phase: GamePhase,
+    /// When the round started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<Timestamp>,
+    /// When the timebox runs out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Timestamp>,
+    /// When the game day ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<Timestamp>,
     /// Why the game day was stopped, if it was.
@@ -161,6 +219,7 @@ pub struct GameState {
     pub stopped: Option<String>,
     /// What breakfix broke in each team's copy, and its diagnosis.
     pub answers: Vec<Answer>,
+    /// Each team's round.
     pub teams: Vec<TeamRecord>,
 }
 
@@ -168,8 +227,11 @@ pub struct GameState {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Answer {
+    /// The team.
     pub team: String,
+    /// What breakfix broke in the team's copy.
     pub injected: String,
+    /// breakfix's own diagnosis, when it made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<Diagnosis>,
 }

@@ -30,19 +30,34 @@ pub enum HintRelease {
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum EntryKind {
     /// The team's copy reached steady state; the round is about to start.
-    Ready { namespace: String },
+    Ready {
+        /// The team's namespace.
+        namespace: String,
+    },
     /// The fault is in. `summary` says what breakfix broke (sealed while blind).
-    Injected { summary: String },
+    Injected {
+        /// What breakfix broke.
+        summary: String,
+    },
     /// A signal breakfix saw in the team's copy.
     Signal {
+        /// The signal.
         observation: Observation,
+        /// Whether it is one the experiment expects.
         expected: bool,
     },
     /// breakfix's own detection: the first expected signal.
-    HarnessDetected { signal: SignalKind, object: String },
+    HarnessDetected {
+        /// The signal.
+        signal: SignalKind,
+        /// The object it showed on.
+        object: String,
+    },
     /// A declaration by the team.
     Declared {
+        /// Detected, diagnosed or fixed.
         declaration: DeclarationKind,
+        /// What the team wrote.
         text: String,
         /// For `diagnosed`: whether it names what the fault broke.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,13 +65,20 @@ pub enum EntryKind {
     },
     /// A hint released to the team.
     Hint {
+        /// The hint's number, from 1.
         number: usize,
+        /// The hint's text.
         text: String,
+        /// The points it costs.
         cost: u32,
+        /// Whether the team asked for it or the clock released it.
         release: HintRelease,
     },
     /// A change a responder made to an object in the team's scope.
-    Change { change: Change },
+    Change {
+        /// The change.
+        change: Change,
+    },
     /// Steady state held for `settle` after the team's own changes.
     Fixed,
     /// Steady state came back with no change by the team (not counted as a fix).
@@ -64,21 +86,35 @@ pub enum EntryKind {
     /// The timebox ran out with the fault still in.
     Timebox,
     /// The round was stopped (facilitator, stop condition, interrupt).
-    Stopped { reason: String },
+    Stopped {
+        /// Who or what stopped it.
+        reason: String,
+    },
     /// breakfix reverted the fault from the journal.
-    Reverted { actions: Vec<String> },
+    Reverted {
+        /// What the revert did, undo by undo.
+        actions: Vec<String>,
+    },
     /// Steady state again after breakfix's revert.
     Recovered,
     /// Something that went wrong (a watch failed, a revert failed).
-    Error { message: String },
+    Error {
+        /// What went wrong.
+        message: String,
+    },
     /// Anything else worth seeing.
-    Note { message: String },
+    Note {
+        /// The note.
+        message: String,
+    },
 }
 
 /// One timeline entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Entry {
+    /// When it happened.
     pub at: Timestamp,
+    /// What happened.
     #[serde(flatten)]
     pub kind: EntryKind,
 }
@@ -189,11 +225,17 @@ pub enum RoundEnd {
     /// The timebox ran out first; breakfix reverted.
     Timebox,
     /// Stopped (facilitator, stop condition); breakfix reverted.
-    Stopped { reason: String },
+    Stopped {
+        /// Who or what stopped it.
+        reason: String,
+    },
     /// Ctrl-C or the process stopping; breakfix reverted.
     Interrupted,
     /// The round could not be played (set-up or injection failed).
-    Error { message: String },
+    Error {
+        /// Why it could not be played.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for RoundEnd {
@@ -212,20 +254,27 @@ impl std::fmt::Display for RoundEnd {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Marks {
+    /// When the fault went in.
     pub injected: Option<Timestamp>,
     /// When the cluster says the first expected signal's condition began.
     pub signal: Option<Timestamp>,
     /// When breakfix saw its first expected signal.
     pub harness_detected: Option<Timestamp>,
+    /// When the team declared it detected.
     pub team_detected: Option<Timestamp>,
     /// The first `diagnosed:` declaration that names what the fault broke.
     pub team_diagnosed: Option<Timestamp>,
+    /// When the team declared it fixed.
     pub team_declared_fixed: Option<Timestamp>,
+    /// The team's first change to the cluster.
     pub first_change: Option<Timestamp>,
     /// When the steady state that ended the round began (the team's fix).
     pub fixed: Option<Timestamp>,
+    /// When the round ended.
     pub ended: Option<Timestamp>,
+    /// When breakfix reverted the fault, if it had to.
     pub reverted: Option<Timestamp>,
+    /// When steady state was back after breakfix's revert.
     pub recovered: Option<Timestamp>,
 }
 
@@ -265,17 +314,25 @@ impl Marks {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamRecord {
+    /// The team's name.
     pub name: String,
+    /// The namespace of the team's copy.
     pub namespace: String,
     /// The kubeconfig handed to the team (a file; its token is never shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<String>,
+    /// Everything that happened in the round, in order.
     pub entries: Vec<Entry>,
+    /// The round's moments.
     pub marks: Marks,
+    /// How the round ended, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<RoundEnd>,
+    /// Hints released so far.
     pub hints_used: usize,
+    /// Hints there are.
     pub hints_total: usize,
+    /// The team's score.
     pub score: Score,
 }
 

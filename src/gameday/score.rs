@@ -33,14 +33,18 @@ pub struct Score {
 /// One line of a score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ScoreItem {
+    /// What earned or cost the points.
     pub what: String,
+    /// The points (negative for a cost).
     pub points: i64,
 }
 
 /// What the score is computed from.
 #[derive(Debug, Clone, Copy)]
 pub struct ScoreInput<'a> {
+    /// The team's moments.
     pub marks: &'a Marks,
+    /// The round's length.
     pub timebox: Duration,
     /// Costs of the hints released, in order.
     pub hint_costs: &'a [u32],

@@ -40,9 +40,12 @@ use super::{ControlError, GameDayHandle};
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The live page's address could not be listened on.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
         addr: String,
+        /// Why.
         source: std::io::Error,
     },
 }
@@ -68,7 +71,9 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
 /// Who may do what: the facilitator's token and one per team.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tokens {
+    /// The facilitator's token.
     pub facilitator: String,
+    /// Each team's token, by team name.
     pub teams: BTreeMap<String, String>,
 }
 
@@ -378,19 +383,23 @@ async fn status(
 /// A declaration request.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DeclareRequest {
+    /// The team declaring.
     pub team: String,
+    /// The declaration, as typed.
     pub text: String,
 }
 
 /// A hint request.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HintRequest {
+    /// The team asking.
     pub team: String,
 }
 
 /// A stop request.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct StopRequest {
+    /// Why the facilitator stopped the round.
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -398,6 +407,7 @@ pub struct StopRequest {
 /// What a control answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ControlReply {
+    /// What happened, for the page to show.
     pub message: String,
 }
 

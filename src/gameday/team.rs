@@ -143,9 +143,11 @@ pub async fn token(
 /// kubeconfig.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
+    /// The live page's base URL.
     pub url: String,
     /// Base64 PEM of the cluster's CA, if the kubeconfig names one.
     pub ca_data: Option<String>,
+    /// Whether the URL is plain HTTP (said in the instructions).
     pub insecure: bool,
 }
 

@@ -17,7 +17,9 @@ use crate::vocab::duration::format_duration;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "role", content = "team", rename_all = "camelCase")]
 pub enum Viewer {
+    /// The facilitator: sees every team and the fault.
     Facilitator,
+    /// One team: sees its own round only.
     Team(String),
 }
 
@@ -25,21 +27,31 @@ pub enum Viewer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct View {
+    /// The game day's run id.
     pub run_id: String,
+    /// Who the page is for.
     pub viewer: Viewer,
     /// The scenario's name, or its symptom while sealed.
     pub title: String,
+    /// What teams were told.
     pub briefing: Briefing,
+    /// Where the game day is.
     pub phase: GamePhase,
+    /// The phase, in words.
     pub phase_text: String,
     /// The fault revealed (facilitator, once not blind).
     pub fault: Option<FaultView>,
+    /// The round's length, in words.
     pub timebox: String,
+    /// When the round started.
     pub started: Option<Timestamp>,
+    /// When the timebox runs out.
     pub deadline: Option<Timestamp>,
     /// Deadline as milliseconds since the epoch, for the page's clock.
     pub deadline_ms: i64,
+    /// Why the game day was stopped, if it was.
     pub stopped: Option<String>,
+    /// The teams this viewer may see.
     pub teams: Vec<TeamView>,
 }
 
@@ -47,8 +59,11 @@ pub struct View {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultView {
+    /// The scenario's name.
     pub scenario: String,
+    /// The fault's catalogue key.
     pub fault: String,
+    /// The scenario's story.
     pub story: Option<String>,
     /// Per team: what was broken, and breakfix's diagnosis.
     pub answers: Vec<(String, String, Option<String>)>,
@@ -58,16 +73,25 @@ pub struct FaultView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamView {
+    /// The team's name.
     pub name: String,
+    /// The namespace of its copy.
     pub namespace: String,
+    /// Its round's status, in words.
     pub status: String,
+    /// Whether its round has ended.
     pub over: bool,
+    /// Its score.
     pub points: i64,
+    /// What earned or cost its points.
     pub score_items: Vec<(String, i64)>,
+    /// Hints used of those there are.
     pub hints: String,
     /// (label, value) pairs: human and harness times.
     pub times: Vec<(String, String)>,
+    /// How many changes it made.
     pub changes: usize,
+    /// Its timeline's rows.
     pub rows: Vec<Row>,
 }
 
@@ -81,6 +105,7 @@ pub struct Row {
     pub offset: String,
     /// A CSS class / machine-readable kind: `change`, `hint`, `declared`, …
     pub class: String,
+    /// The row's text.
     pub text: String,
 }
 

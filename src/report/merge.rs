@@ -18,38 +18,57 @@ use crate::runner::{Outcome, RunReport};
 /// Why shard reports cannot be joined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MergeError {
+    /// No shard reports were given.
     #[error("nothing to merge: give the shard reports (e.g. shard-*.json)")]
     Empty,
+    /// The shards were written by breakfix versions with different report schemas.
     #[error(
         "{label} has report schema `{found}` but {first} has `{expected}`: shards of one run come from one breakfix version"
     )]
     Schema {
+        /// The shard that differs.
         label: String,
+        /// Its schema.
         found: String,
+        /// The first shard.
         first: String,
+        /// The first shard's schema.
         expected: String,
     },
+    /// The shards were split differently (another kind or count of shards).
     #[error(
         "{label} is shard {partition} but {other} is {other_partition}: the shards of one run share the kind and the count of shards"
     )]
     MixedPartitions {
+        /// The shard that differs.
         label: String,
+        /// Its partition.
         partition: Partition,
+        /// A shard it disagrees with.
         other: String,
+        /// That shard's partition.
         other_partition: Partition,
     },
+    /// The same shard was given twice.
     #[error("{label} and {other} are both shard {partition}: pass each shard's report once")]
     SameShard {
+        /// One report.
         label: String,
+        /// The other.
         other: String,
+        /// The shard both are.
         partition: Partition,
     },
+    /// An experiment is in two shards.
     #[error(
         "experiment `{name}` is in both {first} and {second}: each experiment runs in one shard (a report passed twice, or a full run mixed with shards?)"
     )]
     Duplicate {
+        /// The experiment.
         name: String,
+        /// The first report it is in.
         first: String,
+        /// The second report it is in.
         second: String,
     },
 }
@@ -57,6 +76,7 @@ pub enum MergeError {
 /// The joined report and what went into it.
 #[derive(Debug, Clone)]
 pub struct Merged {
+    /// The merged run.
     pub report: RunReport,
     /// Each input's label (its file) with its shard, in input order.
     pub inputs: Vec<(String, Option<Partition>)>,

@@ -23,11 +23,15 @@ use crate::vocab::duration::format_duration;
 /// Errors writing report files.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// A report file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The report could not be encoded.
     #[error("cannot encode report: {0}")]
     Encode(String),
 }

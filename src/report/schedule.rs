@@ -15,10 +15,12 @@ use crate::vocab::duration::format_duration;
 /// One experiment's place in time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Span {
+    /// The experiment.
     pub experiment: String,
     /// Its first trial's first entry to its last trial's last entry
     /// (baseline applied to instance deleted).
     pub start: Timestamp,
+    /// When its last trial ended.
     pub end: Timestamp,
     /// Each trial's fault window: injection to recovery (or to the trial's
     /// end when it did not recover).

@@ -18,6 +18,7 @@ use crate::vocab::duration::format_duration;
 /// one line per experiment that changed (regressions first).
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
+    /// One line: passed or failed, and why.
     pub headline: String,
     /// `(marker, text)`: `regression`, `improvement`, `erratic`, …
     pub lines: Vec<(String, String)>,

@@ -22,7 +22,9 @@ pub const JOBS_PER_CPU: u64 = 2;
 /// CPU (millicores) and memory (bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Resources {
+    /// CPU, in millicores.
     pub cpu_millis: u64,
+    /// Memory, in bytes.
     pub memory: u64,
 }
 
@@ -54,7 +56,9 @@ impl std::fmt::Display for Resources {
 /// The verdict: how many at once, and why, in one sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Judgement {
+    /// How many experiments may run at once.
     pub jobs: u32,
+    /// Why that many, for the progress line.
     pub why: String,
 }
 

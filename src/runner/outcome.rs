@@ -34,22 +34,28 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialReport {
+    /// The trial's number, from 1.
     pub trial: u32,
+    /// The trial's moments (injected, detected, reverted, recovered).
     pub marks: Marks,
     /// The first expected signal seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Observation>,
+    /// What breakfix found to be the cause, when it detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<Diagnosis>,
+    /// What the fault broke, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injected: Option<String>,
     /// What the availability, blast-radius and condition SLOs measured.
     #[serde(default, skip_serializing_if = "Measurements::is_empty")]
     pub measurements: Measurements,
+    /// Everything that happened, in order.
     pub timeline: Timeline,
     /// The phase that failed and why, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<TrialError>,
+    /// Whether a stop signal cut the trial short.
     pub interrupted: bool,
 }
 
@@ -57,7 +63,9 @@ pub struct TrialReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialError {
+    /// The phase that failed.
     pub phase: Phase,
+    /// Why.
     pub message: String,
 }
 
@@ -65,16 +73,23 @@ pub struct TrialError {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentReport {
+    /// The experiment's name.
     pub name: String,
+    /// The file it was loaded from.
     pub file: String,
+    /// Its fault's catalogue key.
     pub fault: String,
+    /// Its failure story.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<String>,
+    /// Its verdict.
     pub outcome: Outcome,
     /// Some SLO's per-trial verdict flipped between repeats.
     #[serde(default)]
     pub flaky: bool,
+    /// Each SLO's verdict over the trials.
     pub slos: Vec<SloVerdict>,
+    /// Each trial.
     pub trials: Vec<TrialReport>,
 }
 
@@ -84,10 +99,15 @@ pub struct ExperimentReport {
 pub struct RunReport {
     /// `breakfix.dev/report/v1`.
     pub schema: String,
+    /// The run's id (labels, journal).
     pub run_id: String,
+    /// When the run started.
     pub started: Timestamp,
+    /// When it finished.
     pub finished: Timestamp,
+    /// The cluster it ran on.
     pub cluster: ClusterRecord,
+    /// Each experiment, in file order.
     pub experiments: Vec<ExperimentReport>,
     /// The shard of the suite this run took (`run --partition`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,11 +121,16 @@ pub struct RunReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShardRecord {
+    /// The shard run's id.
     pub run_id: String,
+    /// Which shard it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<Partition>,
+    /// The cluster it ran on.
     pub cluster: ClusterRecord,
+    /// When it started.
     pub started: Timestamp,
+    /// When it finished.
     pub finished: Timestamp,
     /// How many experiments the shard ran.
     pub experiments: usize,

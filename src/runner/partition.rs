@@ -25,9 +25,11 @@ pub enum PartitionKind {
 /// One shard of n: `count:2/4`, `hash:1/3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Partition {
+    /// How experiments are assigned to shards.
     pub kind: PartitionKind,
     /// 1-based shard index.
     pub shard: u32,
+    /// How many shards there are.
     pub total: u32,
 }
 
@@ -37,7 +39,9 @@ pub struct Partition {
     "invalid partition `{input}`: {problem}; expected count:I/N or hash:I/N with 1 ≤ I ≤ N, e.g. hash:2/4"
 )]
 pub struct PartitionError {
+    /// The text given.
     pub input: String,
+    /// What is wrong with it.
     pub problem: String,
 }
 

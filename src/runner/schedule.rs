@@ -41,8 +41,10 @@ impl Default for Jobs {
 /// Why a `--jobs` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobsError {
+    /// Zero jobs.
     #[error("0 jobs would run nothing; give 1 (one at a time), more, or `auto`")]
     Zero,
+    /// Not a number.
     #[error("`{0}` is not a number of jobs; give a whole number from 1 up, or `auto`")]
     NotANumber(String),
 }

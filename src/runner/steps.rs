@@ -26,6 +26,7 @@ pub enum WaitError {
     Resolve {
         /// The object as the file names it.
         object: String,
+        /// Why the object could not be resolved.
         #[source]
         source: ObjectError,
     },
@@ -34,6 +35,7 @@ pub enum WaitError {
     Watch {
         /// The object, with its namespace.
         object: String,
+        /// Why the watch failed.
         #[source]
         source: kube::runtime::wait::Error,
     },

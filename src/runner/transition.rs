@@ -76,8 +76,11 @@ impl TransitionSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepReport {
+    /// The step's name (`control-plane`, `node <name>` …).
     pub name: String,
+    /// When it started.
     pub started: Timestamp,
+    /// When it finished.
     pub finished: Timestamp,
     /// Per canary (namespace and mode): its checks during the step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -104,10 +107,15 @@ impl StepReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransitionReport {
+    /// The transition's name.
     pub name: String,
+    /// When it started.
     pub started: Timestamp,
+    /// When it finished.
     pub finished: Timestamp,
+    /// Its steps, in order.
     pub steps: Vec<StepReport>,
+    /// Everything that happened, in order.
     pub timeline: Timeline,
 }
 

@@ -61,6 +61,7 @@ pub enum PhaseError {
         index: usize,
         /// How many steps the plan has.
         total: usize,
+        /// What went wrong in the step.
         #[source]
         source: Box<StepError>,
     },

@@ -13,12 +13,16 @@ use crate::vocab::SignalKind;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Measurements {
+    /// The availability canary's counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityMeasurement>,
+    /// The latency canary's histogram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyMeasurement>,
+    /// The workloads that left steady state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blast_radius: Option<BlastRadiusMeasurement>,
+    /// Each condition's record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ConditionMeasurement>,
     /// What `expect.impact` asked to measure.
@@ -30,8 +34,10 @@ pub struct Measurements {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImpactMeasurements {
+    /// The availability canary's counts over the impact window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityMeasurement>,
+    /// The latency canary's histogram over the impact window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyMeasurement>,
     /// Every kind of signal seen from injection to the revert.
@@ -61,7 +67,9 @@ pub struct AvailabilityMeasurement {
     /// The window measured (absent in reports from before windows existed: `fault`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub over: Option<Window>,
+    /// Start of the measured window.
     pub from: Option<Timestamp>,
+    /// End of the measured window.
     pub to: Option<Timestamp>,
     /// Checks that succeeded in the window, over all canary pods.
     pub ok: u64,
@@ -85,8 +93,11 @@ impl AvailabilityMeasurement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryPodWindow {
+    /// The canary pod.
     pub pod: String,
+    /// Its successful checks.
     pub ok: u64,
+    /// Its checks.
     pub total: u64,
     /// How the window was read: restarts and pods that came or went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,8 +114,11 @@ pub struct CanaryPodWindow {
 pub struct LatencyMeasurement {
     /// `app=web-canary -n shop`.
     pub canary: String,
+    /// The window the SLO is judged over.
     pub over: Window,
+    /// The latencies in that window.
     pub window: LatencyWindow,
+    /// The latencies before the fault, for targets relative to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<LatencyWindow>,
 }
@@ -115,7 +129,9 @@ pub struct LatencyMeasurement {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatencyWindow {
+    /// Start of the window.
     pub from: Option<Timestamp>,
+    /// End of the window.
     pub to: Option<Timestamp>,
     /// Checks in the window (successes and failures: a timeout counts at
     /// the timeout).
@@ -137,8 +153,11 @@ pub struct LatencyWindow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatencyBucket {
+    /// The bucket's lower bound, in microseconds.
     pub gt_us: u64,
+    /// The bucket's upper bound in microseconds; `None` for +Inf.
     pub le_us: Option<u64>,
+    /// Checks in the bucket.
     pub count: u64,
 }
 
@@ -178,7 +197,9 @@ impl LatencyWindow {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlastRadiusMeasurement {
+    /// Start of the watched window.
     pub from: Option<Timestamp>,
+    /// End of the watched window.
     pub to: Option<Timestamp>,
     /// Workloads steady at injection and watched until recovery.
     pub watched: u32,
@@ -197,6 +218,7 @@ pub struct BlastRadiusMeasurement {
     /// that left steady state and came back while it was broken is not seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub watch_gaps: Vec<String>,
+    /// Why the recording stopped early, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -220,6 +242,7 @@ impl BlastRadiusMeasurement {
 pub struct Disturbance {
     /// `deployment/coredns -n kube-system`.
     pub workload: String,
+    /// When it left steady state.
     pub left: Timestamp,
     /// When it was steady again (`None`: not before the window closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,11 +257,15 @@ pub struct Disturbance {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionMeasurement {
+    /// The condition's name.
     pub name: String,
     /// `deployment/web -n shop`.
     pub object: String,
+    /// Its CEL expression.
     pub expr: String,
+    /// Start of the watched window.
     pub from: Option<Timestamp>,
+    /// End of the watched window.
     pub to: Option<Timestamp>,
     /// Whether it held when the window opened.
     pub initially: bool,
@@ -249,6 +276,7 @@ pub struct ConditionMeasurement {
     pub false_spans: Vec<FalseSpan>,
     /// Total time it did not hold within the window, in milliseconds.
     pub false_ms: u64,
+    /// Why the recording stopped early, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -257,6 +285,7 @@ pub struct ConditionMeasurement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FalseSpan {
+    /// When the condition stopped holding.
     pub from: Timestamp,
     /// `None`: still false when the window closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

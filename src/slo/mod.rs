@@ -88,12 +88,15 @@ impl Comparison {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Spread {
+    /// The lowest trial value.
     #[serde(with = "number")]
     #[schemars(with = "f64")]
     pub min: f64,
+    /// The median trial value.
     #[serde(with = "number")]
     #[schemars(with = "f64")]
     pub median: f64,
+    /// The highest trial value.
     #[serde(with = "number")]
     #[schemars(with = "f64")]
     pub max: f64,
@@ -105,8 +108,11 @@ pub struct Spread {
 pub struct SloVerdict {
     /// `detectWithin`, `recoverWithin`, `availability`, `blastRadius` or `condition/<name>`.
     pub slo: String,
+    /// The unit of the values.
     pub unit: Unit,
+    /// Whether the value must stay under or over the target.
     pub comparison: Comparison,
+    /// The target, in `unit`.
     #[serde(with = "number")]
     #[schemars(with = "f64")]
     pub target: f64,
@@ -125,6 +131,7 @@ pub struct SloVerdict {
     /// Min / median / max of the measured samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<Spread>,
+    /// Whether the SLO was met.
     pub met: bool,
     /// Some trials met the target and some did not.
     pub flaky: bool,
@@ -226,7 +233,9 @@ impl SloVerdict {
 /// One trial's data, as the verdicts need it.
 #[derive(Debug, Clone, Copy)]
 pub struct TrialData<'a> {
+    /// The trial's moments.
     pub marks: &'a Marks,
+    /// What the trial measured.
     pub measurements: &'a Measurements,
 }
 

@@ -49,7 +49,9 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 /// A running control plane.
 #[derive(Debug, Clone)]
 pub struct ControlPlane {
+    /// The API server's URL.
     pub url: String,
+    /// Its container's id, for removing it.
     pub container_id: String,
     admin_token: String,
 }
@@ -57,7 +59,9 @@ pub struct ControlPlane {
 /// A namespace of its own for one test, with an admin client.
 #[derive(Clone)]
 pub struct TestNamespace {
+    /// The namespace's name.
     pub name: String,
+    /// A client for the API server.
     pub client: Client,
 }
 

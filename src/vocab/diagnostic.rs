@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 /// One problem in one input file, rendered like a compiler diagnostic.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
+    /// The file at fault.
     pub file: PathBuf,
     /// 1-based line, when the problem has a position.
     pub line: Option<usize>,
     /// 1-based column, when the problem has a position.
     pub column: Option<usize>,
+    /// What is wrong.
     pub message: String,
     /// How to fix it, when there is more to say than the message.
     pub help: Option<String>,

@@ -15,16 +15,27 @@ pub struct HumanDuration(pub Duration);
 /// Why a duration string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DurationError {
+    /// Nothing was written.
     #[error("empty duration; write e.g. `30s`, `2m` or `500ms`")]
     Empty,
+    /// A number without a unit.
     #[error("`{0}` has a number without a unit; add one of ms, s, m, h (e.g. `{0}s`)")]
     MissingUnit(String),
+    /// A unit breakfix does not read.
     #[error("`{input}` has an unknown unit `{unit}`; use ms, s, m or h")]
-    UnknownUnit { input: String, unit: String },
+    UnknownUnit {
+        /// The text.
+        input: String,
+        /// The unit.
+        unit: String,
+    },
+    /// Not a duration at all.
     #[error("`{0}` is not a duration; write e.g. `30s`, `2m` or `1m30s`")]
     Malformed(String),
+    /// Zero, where a positive duration is needed.
     #[error("`{0}` is zero; a duration here must be positive")]
     Zero(String),
+    /// Longer than a day.
     #[error("`{0}` is too long; at most 24h")]
     TooLong(String),
 }

@@ -17,14 +17,22 @@ pub struct Name(String);
 /// Why a name was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NameError {
+    /// The name is empty.
     #[error("name is empty")]
     Empty,
+    /// The name is longer than 63 characters.
     #[error("`{0}` is longer than 63 characters")]
     TooLong(String),
+    /// The name is not a DNS label.
     #[error(
         "`{name}` is not a valid Kubernetes name: {reason}; use lower-case letters, digits and `-`, starting and ending with a letter or digit"
     )]
-    Invalid { name: String, reason: String },
+    Invalid {
+        /// The name.
+        name: String,
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl Name {

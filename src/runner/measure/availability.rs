@@ -29,6 +29,7 @@ pub struct CanaryCounters {
     pub total: u64,
     /// Process start (RFC 3339); a change means the canary restarted.
     pub since: String,
+    /// The canary's last failure message.
     #[serde(default)]
     pub last_error: Option<String>,
     /// Every check since start by latency bucket; absent from workload
@@ -40,8 +41,10 @@ pub struct CanaryCounters {
 /// The workload's `latency_histogram`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct HistogramRead {
+    /// The sum of all checks' latencies, in milliseconds.
     #[serde(default)]
     pub sum_ms: f64,
+    /// The histogram's buckets, cumulative as Prometheus writes them.
     pub buckets: Vec<BucketRead>,
 }
 
@@ -52,9 +55,12 @@ pub struct BucketRead {
     /// `le_us` (the buckets are a quarter of a doubling wide).
     #[serde(default)]
     pub gt_us: Option<u64>,
+    /// The bucket's upper bound in microseconds; `None` for +Inf.
     pub le_us: Option<u64>,
+    /// Successful checks at most that slow.
     #[serde(default)]
     pub ok: u64,
+    /// Failed checks at most that slow.
     #[serde(default)]
     pub failed: u64,
 }
@@ -96,6 +102,7 @@ pub enum ReadError {
 /// One read of every canary pod.
 #[derive(Debug, Clone, Default)]
 pub struct CanaryRead {
+    /// When the counters were read.
     pub at: Option<Timestamp>,
     /// Pod name → its counters, or why they could not be read.
     pub pods: BTreeMap<String, Result<CanaryCounters, ReadError>>,
@@ -106,8 +113,11 @@ pub struct CanaryRead {
 /// Where the canary is.
 #[derive(Debug, Clone)]
 pub struct Canary {
+    /// The canary pods' namespace.
     pub namespace: String,
+    /// The label selector of the canary pods.
     pub selector: String,
+    /// The port their status endpoint listens on.
     pub port: u16,
 }
 

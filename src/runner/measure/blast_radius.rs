@@ -30,8 +30,11 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// One workload's identity and the labels of its pods.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WorkloadKey {
+    /// The workload's kind.
     pub kind: WorkloadKind,
+    /// Its namespace.
     pub namespace: String,
+    /// Its name.
     pub name: String,
 }
 
@@ -67,18 +70,23 @@ enum Update {
 pub struct WorkloadHistory {
     /// Steady when the watch was armed (`None`: appeared later).
     pub steady_at_start: Option<bool>,
+    /// Whether it is steady now.
     pub steady: bool,
+    /// Its pods' template labels.
     pub pod_labels: BTreeMap<String, String>,
+    /// Each time it left steady state, and when it came back.
     pub disturbances: Vec<Disturbance>,
 }
 
 /// What the watch task hands back.
 #[derive(Debug, Default)]
 pub struct Recorded {
+    /// Every workload seen, with its history.
     pub workloads: BTreeMap<WorkloadKey, WorkloadHistory>,
     /// Watch failures after the first list: the watch backs off, re-lists
     /// and goes on (see [`BlastRadiusMeasurement::watch_gaps`]).
     pub gaps: Vec<String>,
+    /// Why the recording stopped early, if it did.
     pub error: Option<String>,
 }
 

@@ -26,7 +26,9 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A change of the condition's truth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
+    /// When the condition changed.
     pub at: Timestamp,
+    /// Whether it holds from then on.
     pub holds: bool,
     /// `path = value` for each path the expression reads.
     pub values: String,
@@ -35,7 +37,9 @@ pub struct Transition {
 /// What the watch task hands back.
 #[derive(Debug, Default)]
 pub struct Recorded {
+    /// Each change of the condition, in order.
     pub transitions: Vec<Transition>,
+    /// Why the recording stopped early, if it did.
     pub error: Option<String>,
 }
 

@@ -28,43 +28,67 @@ const RETRY_UNKNOWN: Duration = Duration::from_secs(5);
 /// Errors draining a node. Each names the node.
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
+    /// The node could not be cordoned.
     #[error("cordoning {node}: {source}")]
     Cordon {
+        /// The node.
         node: String,
+        /// What the API server said.
         #[source]
         source: kube::Error,
     },
+    /// The node's pods could not be listed.
     #[error("listing the pods on {node}: {source}")]
     List {
+        /// The node.
         node: String,
+        /// What the API server said.
         #[source]
         source: kube::Error,
     },
+    /// A pod's eviction failed for a reason other than a budget.
     #[error("evicting {pod} from {node}: {source}")]
     Evict {
+        /// The node.
         node: String,
+        /// The pod.
         pod: String,
+        /// What the API server said.
         #[source]
         source: kube::Error,
     },
+    /// A PodDisruptionBudget refused an eviction until the drain's time ran out.
     #[error(
         "draining {node} timed out after {timeout:?}: PodDisruptionBudget {pdb} refused to let {pod} go for {blocked_for:.1?}; relax the budget or add replicas, or raise the drain timeout"
     )]
     BlockedByBudget {
+        /// The node.
         node: String,
+        /// The budget.
         pdb: String,
+        /// The pod it held.
         pod: String,
+        /// How long it held it.
         blocked_for: Duration,
+        /// The drain's time limit.
         timeout: Duration,
     },
+    /// Pods were still on the node when the drain's time ran out.
     #[error("draining {node} timed out after {timeout:?}; still on the node: {pods}")]
     Timeout {
+        /// The node.
         node: String,
+        /// The drain's time limit.
         timeout: Duration,
+        /// The pods still there.
         pods: String,
     },
+    /// A stop signal interrupted the drain.
     #[error("draining {node} was interrupted")]
-    Cancelled { node: String },
+    Cancelled {
+        /// The node.
+        node: String,
+    },
 }
 
 /// A PodDisruptionBudget refusing to let a pod go.
@@ -97,6 +121,7 @@ impl BudgetBlock {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DrainReport {
+    /// The node.
     pub node: String,
     /// Pods evicted, `namespace/name`.
     pub evicted: Vec<String>,

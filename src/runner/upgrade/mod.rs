@@ -77,28 +77,40 @@ const STATIC_RESTART_GRACE: Duration = Duration::from_secs(30);
 /// Errors before the upgrade touches anything (exit code 2 material).
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
+    /// The versions do not make an upgrade breakfix can do.
     #[error(transparent)]
     Version(#[from] VersionError),
+    /// Something the upgrade needs has not been built.
     #[error(
         "the upgrade to {version} needs {what}, which is not built here; build it with `{help}`"
     )]
     Missing {
+        /// The version it is for.
         version: KubeVersion,
+        /// What is missing.
         what: String,
+        /// How to build it.
         help: String,
     },
+    /// The cluster does not run the version the upgrade starts from.
     #[error(
         "cluster `{cluster}` runs Kubernetes {found}, not --from {from}; name the version it runs"
     )]
     WrongFrom {
+        /// The cluster.
         cluster: String,
+        /// The version it runs.
         found: String,
+        /// The version the upgrade starts from.
         from: KubeVersion,
     },
+    /// A command on a node failed.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// The API server could not be reached.
     #[error("cannot reach the cluster: {0}")]
     Kube(#[from] kube::Error),
+    /// The journal could not be created or written.
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -107,8 +119,11 @@ pub enum UpgradeError {
 /// kubeadm lists, all present in the host's Docker.
 #[derive(Debug, Clone)]
 pub struct Artifacts {
+    /// The version they are for.
     pub version: KubeVersion,
+    /// Where its kubeadm, kubelet and kubectl are.
     pub bin_dir: PathBuf,
+    /// The images its control plane needs, as kubeadm names them.
     pub images: Vec<String>,
 }
 
@@ -180,12 +195,17 @@ impl Artifacts {
 pub struct UpgradeConfig {
     /// The kind cluster's name (its node containers carry it as a label).
     pub cluster: String,
+    /// From which version to which.
     pub path: UpgradePath,
+    /// This host's cgroup layout.
     pub host: HostCgroups,
+    /// What the target version needs, already built.
     pub artifacts: Artifacts,
     /// What the transition measures at every step.
     pub spec: TransitionSpec,
+    /// What each phase must hold to.
     pub phases: PhaseSlos,
+    /// A fault injected during one phase, if any.
     pub fault: Option<PhaseFault>,
     /// Draining one node may take this long.
     pub drain_timeout: Duration,
@@ -195,6 +215,7 @@ pub struct UpgradeConfig {
     pub run_id: String,
     /// For the fault's journal, so `breakfix cleanup` can revert it after a crash.
     pub journal_dir: PathBuf,
+    /// The cluster as journals and reports name it.
     pub cluster_record: ClusterRecord,
 }
 
@@ -216,10 +237,12 @@ pub enum UpgradeOutcome {
 pub struct UpgradeFailure {
     /// The transition step (`control-plane`, `node bf-worker`).
     pub step: String,
+    /// The node it failed on, if it was a node's step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// The sub-step (`kubeadm upgrade apply`, `drain`, `kubelet Ready`).
     pub action: String,
+    /// Why it failed.
     pub message: String,
     /// The last lines of the failed command's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,14 +304,20 @@ impl ClusterVersions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultRecord {
+    /// The fault's catalogue key.
     pub fault: String,
+    /// The phase it was injected in.
     pub during: UpgradePhase,
+    /// What it broke, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// When it went in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injected: Option<Timestamp>,
+    /// When it was reverted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted: Option<Timestamp>,
+    /// What went wrong with it, if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -297,12 +326,15 @@ pub struct FaultRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhaseVerdict {
+    /// The phase.
     pub phase: UpgradePhase,
+    /// The step it was measured over.
     pub step: String,
     /// `availability ≥ 95% (breakfix.dev/canary=http -n shop)`.
     pub slo: String,
     /// `97.2% (351/361 checks)`.
     pub measured: String,
+    /// Whether it was met.
     pub met: bool,
 }
 
@@ -310,12 +342,17 @@ pub struct PhaseVerdict {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeReport {
+    /// The version upgraded from.
     pub from: KubeVersion,
+    /// The version upgraded to.
     pub to: KubeVersion,
+    /// The cluster's name.
     pub cluster: String,
     /// `v1` or `v2`: the host's cgroups, which the kubelets ran on.
     pub host_cgroups: String,
+    /// The verdict.
     pub outcome: UpgradeOutcome,
+    /// Where and why it failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<UpgradeFailure>,
     /// What state the cluster was left in, in one line.
@@ -323,10 +360,14 @@ pub struct UpgradeReport {
     /// The versions read back from the cluster at the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<ClusterVersions>,
+    /// Each node's drain.
     pub drains: Vec<DrainReport>,
+    /// The fault injected during the upgrade, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultRecord>,
+    /// Each phase's verdict.
     pub slos: Vec<PhaseVerdict>,
+    /// The upgrade's steps and timeline.
     pub transition: TransitionReport,
 }
 

@@ -14,19 +14,34 @@ pub const LOG_TAIL: usize = 15;
 /// Errors running something against a node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
+    /// A command could not be started.
     #[error("cannot run `{command}`: {detail}")]
-    Spawn { command: String, detail: String },
+    Spawn {
+        /// The command.
+        command: String,
+        /// Why.
+        detail: String,
+    },
+    /// A command on a node exited with an error.
     #[error("`{command}` on {node} exited with {status}; last lines:\n{tail}")]
     Failed {
+        /// The node.
         node: String,
+        /// The command.
         command: String,
+        /// Its exit status.
         status: String,
+        /// The last lines it printed.
         tail: String,
     },
+    /// The cluster has no node containers.
     #[error(
         "no node containers for kind cluster `{cluster}`; is it running? (`docker ps --filter label=io.x-k8s.kind.cluster={cluster}`)"
     )]
-    NoNodes { cluster: String },
+    NoNodes {
+        /// The cluster.
+        cluster: String,
+    },
 }
 
 impl NodeError {
@@ -42,7 +57,9 @@ impl NodeError {
 /// A kind node: its container, which is also its Kubernetes node name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KindNode {
+    /// The node's container name.
     pub name: String,
+    /// Whether it runs the control plane.
     pub control_plane: bool,
 }
 

@@ -33,8 +33,11 @@ const PLAN_STEADY_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct UpgradeRunReport {
     /// [`UPGRADE_REPORT_SCHEMA`].
     pub schema: String,
+    /// The run's id.
     pub run_id: String,
+    /// When it started.
     pub started: Timestamp,
+    /// When it finished.
     pub finished: Timestamp,
     /// The experiments on the old version; `None` when none were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,16 +57,22 @@ pub struct UpgradeRunReport {
 
 /// An upgrade run ready to go; see the module documentation.
 pub struct UpgradeRun {
+    /// A client for the cluster.
     pub client: Client,
     /// Drains the nodes: a client that does not retry 429 answers
     /// (`cluster::client_without_retry`).
     pub evictions: Client,
+    /// What to upgrade and how it is judged.
     pub config: UpgradeConfig,
+    /// The experiments run before and after the upgrade.
     pub experiments: Vec<LoadedExperiment>,
     /// The plan's own baselines, applied first and kept up throughout.
     pub baselines: Vec<LoadedBaseline>,
+    /// How many trials each experiment runs, when not the default.
     pub repeat: Option<u32>,
+    /// Where progress events go, if anywhere.
     pub events: Option<EventSender>,
+    /// Stops the run (reverting first).
     pub cancel: CancellationToken,
 }
 
