@@ -482,6 +482,14 @@ fn gameday_refuses_bad_input_before_touching_any_cluster() {
             vec!["gameday", rbac.as_str(), "--serve", port_in_use.as_str()],
             "cannot listen on",
         ),
+        (
+            vec!["gameday", rbac.as_str(), "--team", "blue", "--team", "blue"],
+            "team name `blue` is used twice",
+        ),
+        (
+            vec!["gameday", rbac.as_str(), "--team", "Blue Team"],
+            "not usable",
+        ),
     ] {
         let (out, _state) = breakfix(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

@@ -196,6 +196,11 @@ async fn play(args: PlayArgs) -> u8 {
         (None, true) => vec![TEAM_NAMES[0].to_string()],
     };
 
+    if let Err(e) = breakfix::gameday::team_names(&teams) {
+        eprintln!("error: {e}");
+        return EXIT_USAGE;
+    }
+
     // The page's port first: a port in use is an error with nothing to undo.
     let listener = match server::bind(&args.serve).await {
         Ok(l) => l,

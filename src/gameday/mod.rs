@@ -236,6 +236,34 @@ pub struct Answer {
     pub diagnosis: Option<Diagnosis>,
 }
 
+/// The teams' names, checked: at least one, each a DNS label of at most
+/// 20 characters (it names the team's namespace and ServiceAccount), none
+/// twice. The command line calls it before it gets a cluster, so a clash is
+/// refused with nothing made.
+pub fn team_names(teams: &[String]) -> Result<Vec<Name>, GameDayError> {
+    if teams.is_empty() {
+        return Err(GameDayError::NoTeams);
+    }
+    let mut names: Vec<Name> = Vec::new();
+    for t in teams {
+        let name = Name::new(t).map_err(|e| GameDayError::BadTeamName {
+            name: t.clone(),
+            why: e.to_string(),
+        })?;
+        if t.len() > MAX_TEAM_NAME || t.contains('.') {
+            return Err(GameDayError::BadTeamName {
+                name: t.clone(),
+                why: format!("at most {MAX_TEAM_NAME} characters, letters, digits and dashes"),
+            });
+        }
+        if names.contains(&name) {
+            return Err(GameDayError::TeamClash(t.clone()));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
 /// What a game day hands back: the whole record, from which the debrief is
 /// written.
 pub type GameDayReport = GameState;
@@ -473,26 +501,7 @@ impl GameDayBuilder {
             .gameday
             .clone()
             .unwrap_or_default();
-        if self.teams.is_empty() {
-            return Err(GameDayError::NoTeams);
-        }
-        let mut names: Vec<Name> = Vec::new();
-        for t in &self.teams {
-            let name = Name::new(t).map_err(|e| GameDayError::BadTeamName {
-                name: t.clone(),
-                why: e.to_string(),
-            })?;
-            if t.len() > MAX_TEAM_NAME || t.contains('.') {
-                return Err(GameDayError::BadTeamName {
-                    name: t.clone(),
-                    why: format!("at most {MAX_TEAM_NAME} characters, letters, digits and dashes"),
-                });
-            }
-            if names.contains(&name) {
-                return Err(GameDayError::TeamClash(t.clone()));
-            }
-            names.push(name);
-        }
+        let names = team_names(&self.teams)?;
         let timebox = self
             .timebox
             .or(spec.timebox.map(|d| d.get()))
