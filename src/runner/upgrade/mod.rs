@@ -667,7 +667,11 @@ impl Upgrade {
         }
         let phase_fault = |phase| slot.as_ref().filter(|s| s.spec.during == phase);
         if failure.is_none() {
-            if let Some(s) = phase_fault(UpgradePhase::ControlPlane) {
+            // Nothing new goes in once Ctrl-C came (a command in a node it
+            // let finish may have ended the step before without an error).
+            if let Some(s) = phase_fault(UpgradePhase::ControlPlane)
+                && !self.cancel.is_cancelled()
+            {
                 s.inject(&notes).await;
             }
             let first = &nodes[0];
@@ -685,7 +689,11 @@ impl Upgrade {
             }
         }
         if failure.is_none() {
-            if let Some(s) = phase_fault(UpgradePhase::Nodes) {
+            // Nothing new goes in once Ctrl-C came (a command in a node it
+            // let finish may have ended the step before without an error).
+            if let Some(s) = phase_fault(UpgradePhase::Nodes)
+                && !self.cancel.is_cancelled()
+            {
                 s.inject(&notes).await;
             }
             for (i, n) in nodes.iter().enumerate() {
@@ -724,7 +732,11 @@ impl Upgrade {
         let versions = read_versions(&self.client).await;
         let to = c.path.to.version;
         let outcome = match (&failure, &versions) {
-            (Some(f), _) if f.interrupted => UpgradeOutcome::Interrupted,
+            // A wait that Ctrl-C cut short fails as well as one that was
+            // told it was interrupted: both are the interruption.
+            (Some(f), _) if f.interrupted || self.cancel.is_cancelled() => {
+                UpgradeOutcome::Interrupted
+            }
             (Some(_), _) => UpgradeOutcome::Failed,
             (None, Ok(v)) if v.all_at(to) => UpgradeOutcome::Upgraded,
             (None, _) => UpgradeOutcome::Failed,
