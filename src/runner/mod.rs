@@ -314,6 +314,11 @@ impl Runner {
             holdings: Holdings::default(),
             pool: (!self.fresh_instances && !self.keep_baselines).then(InstancePool::default),
         });
+        let keys: Vec<BaselineKey> = experiments
+            .iter()
+            .map(|e| BaselineKey::of(&e.baseline))
+            .collect();
+        let mut deletions = tokio::task::JoinSet::new();
         let mut waiting = schedule::order(&placements);
         let mut running: Vec<usize> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
@@ -339,8 +344,10 @@ impl Runner {
                 let exp = experiments[i].clone();
                 let placement = placements[i].clone();
                 let trials = self.repeat.unwrap_or(exp.experiment.spec.repeat).max(1);
+                let key = keys[i].clone();
                 let handle = tasks.spawn(async move {
-                    let (report, applied) = worker.run_experiment(&exp, &placement, trials).await;
+                    let (report, applied) =
+                        worker.run_experiment(&exp, &placement, trials, &key).await;
                     Finished { report, applied }
                 });
                 task_of.insert(handle.id(), i);
@@ -367,6 +374,29 @@ impl Runner {
                     ));
                 }
             }
+            // Instances no experiment still to come can use are deleted
+            // now, beside the rest, rather than at the end.
+            if let Some(pool) = &shared.pool {
+                let needed: std::collections::HashSet<&BaselineKey> =
+                    waiting.iter().chain(&running).map(|&w| &keys[w]).collect();
+                let unneeded = pool.take_unless(|k| needed.contains(k));
+                if !unneeded.is_empty() {
+                    let (client, events, shared) =
+                        (self.client.clone(), self.events.clone(), shared.clone());
+                    deletions.spawn(async move {
+                        let owner = (usize::MAX, deletion_number());
+                        let held = unneeded
+                            .iter()
+                            .flat_map(|i| i.relocation.new_namespaces().map(str::to_string))
+                            .collect();
+                        // Held while they go, so no trial beside them counts
+                        // their pods' termination in its blast radius.
+                        shared.holdings.hold(owner, held);
+                        pool::delete_idle(&client, unneeded, events.as_ref()).await;
+                        shared.holdings.release(owner);
+                    });
+                }
+            }
         }
         let (client, events, cancel) = (
             self.client.clone(),
@@ -377,6 +407,7 @@ impl Runner {
         if let Some(pool) = &shared.pool {
             pool::delete_idle(&client, pool.drain(), events.as_ref()).await;
         }
+        while deletions.join_next().await.is_some() {}
         if self.journal.pending_in_run() == 0 {
             if let Err(e) = self.journal.finish() {
                 tracing::warn!("{e}");
@@ -490,6 +521,7 @@ impl Worker {
         exp: &LoadedExperiment,
         placement: &Placement,
         trials: u32,
+        key: &BaselineKey,
     ) -> (ExperimentReport, Vec<ObjectRef>) {
         let name = exp.name().to_string();
         self.emit(RunEvent::ExperimentStarted {
@@ -498,10 +530,9 @@ impl Worker {
         });
         let mut reports = Vec::new();
         let mut applied = Vec::new();
-        let key = BaselineKey::of(&exp.baseline);
         for trial in 1..=trials {
             let (instance, kept) = if placement.instances {
-                let idle = self.shared.pool.as_ref().and_then(|p| p.take(&key));
+                let idle = self.shared.pool.as_ref().and_then(|p| p.take(key));
                 let id = match &idle {
                     Some(idle) => idle.relocation.id.clone(),
                     None => schedule::trial_instance_id(&self.run_id, exp, trial),
@@ -516,7 +547,7 @@ impl Worker {
                     placement,
                     trial,
                     &mut applied,
-                    InstanceUse { key: &key, kept },
+                    InstanceUse { key, kept },
                 )
                 .await;
             let stop = report.interrupted || report.error.is_some();
@@ -621,6 +652,13 @@ async fn replay(path: &Path, client: &Client) {
         },
         Err(e) => tracing::error!("{e}"),
     }
+}
+
+/// A number for each background deletion of kept instances, unique in the
+/// process: their holder id in [`Holdings`].
+fn deletion_number() -> u32 {
+    static DELETIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    DELETIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A run id: sortable by time, unique on one machine (the process id, and

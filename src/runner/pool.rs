@@ -69,6 +69,16 @@ impl InstancePool {
         self.lock().entry(key).or_default().push(idle);
     }
 
+    /// Every idle instance of the baselines `keep` does not want.
+    pub fn take_unless(&self, keep: impl Fn(&BaselineKey) -> bool) -> Vec<Idle> {
+        let mut idle = self.lock();
+        let gone: Vec<BaselineKey> = idle.keys().filter(|k| !keep(k)).cloned().collect();
+        gone.into_iter()
+            .filter_map(|k| idle.remove(&k))
+            .flatten()
+            .collect()
+    }
+
     /// Every idle instance, emptying the pool.
     pub fn drain(&self) -> Vec<Idle> {
         self.lock().drain().flat_map(|(_, idle)| idle).collect()
