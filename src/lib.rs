@@ -42,6 +42,7 @@ pub mod fault;
 pub mod gameday;
 pub mod journal;
 pub mod kobj;
+pub mod lease;
 pub mod report;
 pub mod runner;
 pub mod slo;

@@ -1,7 +1,7 @@
 //! The module graph flows one way, from the vocabulary up:
 //!
 //! ```text
-//! vocab, state → kobj → journal → detect → baseline, fault → experiment, cluster
+//! vocab, state → kobj → journal → detect → baseline, fault → experiment, cluster, lease
 //!       → timeline → slo → runner → compare → report → diff, gameday → cli, testkit
 //! ```
 //!
@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["journal"],
     &["detect"],
     &["baseline", "fault"],
-    &["experiment", "cluster"],
+    &["experiment", "cluster", "lease"],
     &["timeline"],
     &["slo"],
     &["runner"],

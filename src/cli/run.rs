@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use breakfix::cluster::{self, ClusterError, KindOptions};
 use breakfix::journal::ClusterRecord;
 use breakfix::journal::{self, Journal, JournalState};
+use breakfix::lease;
 use breakfix::report::{self, junit};
 use breakfix::runner::outcome::REPORT_SCHEMA_VERSION;
 use breakfix::runner::partition::Partition;
@@ -59,6 +60,10 @@ pub struct RunArgs {
     /// serial run keeps its baselines in place) and deleted at the end.
     #[arg(long)]
     fresh_instances: bool,
+    /// Refuse (exit 2, naming the holder) instead of waiting when another
+    /// run holds what an experiment breaks (its claim's Lease in kube-system).
+    #[arg(long)]
+    no_wait: bool,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -195,6 +200,26 @@ pub async fn run(args: RunArgs) -> u8 {
         handle.record.name
     );
 
+    if args.no_wait {
+        let claims: Vec<_> = experiments.iter().flat_map(|e| e.claims()).collect();
+        match lease::holders(&handle.client, &claims, "").await {
+            Ok(held) if held.is_empty() => {}
+            Ok(held) => {
+                for (claim, holder) in &held {
+                    say!("error: {claim} is claimed by {holder}");
+                }
+                say!(
+                    "  = help: nothing was applied; run again when that run is done, or without --no-wait to wait for it"
+                );
+                return EXIT_USAGE;
+            }
+            Err(e) => {
+                say!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut builder = Runner::builder(handle.client.clone())
         .cluster(handle.record.clone())
@@ -203,7 +228,8 @@ pub async fn run(args: RunArgs) -> u8 {
         .keep_baselines(args.keep)
         .jobs(args.jobs)
         .fresh_instances(args.fresh_instances)
-        .journal_retention(retention(args.journal_retention_days));
+        .journal_retention(retention(args.journal_retention_days))
+        .claim_wait((!args.no_wait).then_some(lease::DEFAULT_WAIT));
     if let Some(dir) = &args.journal_dir {
         builder = builder.journal_dir(dir);
     }
@@ -401,6 +427,16 @@ async fn cleanup_one(state: &JournalState) -> u8 {
         }
     }
     if failed == 0 {
+        match lease::release_run(&client, &state.run_id).await {
+            Ok(names) => {
+                for name in names {
+                    println!("  released claim {name} -n {}", lease::LEASE_NAMESPACE);
+                }
+            }
+            Err(e) => {
+                println!("  note: its claims were not released ({e}); they expire by themselves")
+            }
+        }
         println!("  done");
         0
     } else {

@@ -92,6 +92,7 @@ pub struct RunnerBuilder {
     instances: Option<bool>,
     fresh_instances: bool,
     journal_retention: std::time::Duration,
+    claim_wait: crate::lease::Wait,
 }
 
 impl RunnerBuilder {
@@ -178,6 +179,14 @@ impl RunnerBuilder {
         self
     }
 
+    /// How long a trial waits for a claim another run holds (a Lease per
+    /// claim, [`crate::lease`]) before it errors; `None` errors at once.
+    /// Default: [`crate::lease::DEFAULT_WAIT`].
+    pub fn claim_wait(mut self, wait: crate::lease::Wait) -> Self {
+        self.claim_wait = wait;
+        self
+    }
+
     /// Creates the journal and the runner.
     ///
     /// # Errors
@@ -207,6 +216,8 @@ impl RunnerBuilder {
         Ok(Runner {
             client: self.client,
             cluster,
+            claimant: Arc::new(crate::lease::Claimant::this_process(&run_id)),
+            claim_wait: self.claim_wait,
             run_id,
             journal,
             events: self.events,
@@ -225,6 +236,9 @@ impl RunnerBuilder {
 pub struct Runner {
     client: Client,
     cluster: ClusterRecord,
+    /// This run, as the holder of its claims' Leases.
+    claimant: Arc<crate::lease::Claimant>,
+    claim_wait: crate::lease::Wait,
     run_id: String,
     journal: Journal,
     events: Option<EventSender>,
@@ -270,6 +284,7 @@ impl Runner {
             instances: None,
             fresh_instances: false,
             journal_retention: crate::journal::DEFAULT_RETENTION,
+            claim_wait: Some(crate::lease::DEFAULT_WAIT),
         }
     }
 
@@ -334,6 +349,8 @@ impl Runner {
                 running.push(i);
                 let mut worker = Worker {
                     client: self.client.clone(),
+                    claimant: self.claimant.clone(),
+                    claim_wait: self.claim_wait,
                     run_id: self.run_id.clone(),
                     journal: self.journal.handle(),
                     events: self.events.clone(),
@@ -408,6 +425,7 @@ impl Runner {
             pool::delete_idle(&client, pool.drain(), events.as_ref()).await;
         }
         while deletions.join_next().await.is_some() {}
+        let claimant = self.claimant.clone();
         if self.journal.pending_in_run() == 0 {
             if let Err(e) = self.journal.finish() {
                 tracing::warn!("{e}");
@@ -418,7 +436,7 @@ impl Runner {
             replay(self.journal.path(), &self.client).await;
         }
         if !keep {
-            cleanup::delete_baselines(&client, &applied, events.as_ref(), &cancel).await;
+            cleanup::delete_baselines(&client, &claimant, &applied, events.as_ref(), &cancel).await;
         }
         RunReport {
             schema: outcome::REPORT_SCHEMA_VERSION.into(),
@@ -502,6 +520,8 @@ impl Holdings {
 /// Runs one experiment's trials: what a task of the run owns.
 struct Worker {
     client: Client,
+    claimant: Arc<crate::lease::Claimant>,
+    claim_wait: crate::lease::Wait,
     run_id: String,
     /// This experiment's own handle on the run's journal.
     journal: Journal,

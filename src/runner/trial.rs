@@ -24,6 +24,7 @@ use crate::experiment::{LoadedExperiment, Recovery, Step};
 use crate::fault::{Claim, FaultContext, FaultError};
 use crate::journal::{JournalError, UndoAction};
 use crate::kobj::ObjectRef;
+use crate::lease::{Held, LeaseError};
 use crate::slo;
 use crate::timeline::{EntryKind, Marks, Phase, Timeline};
 use crate::vocab::SignalKind;
@@ -49,6 +50,10 @@ pub enum PhaseError {
         #[source]
         source: SteadyError,
     },
+    /// A claim another run holds was not released in time (or at once,
+    /// when not waiting), or the Leases could not be written.
+    #[error("{0}")]
+    Claim(#[source] crate::lease::LeaseError),
     /// The fault could not be injected (anything it did is reverted).
     #[error(transparent)]
     Inject(FaultError),
@@ -84,7 +89,7 @@ impl PhaseError {
     /// The phase that failed.
     pub fn phase(&self) -> Phase {
         match self {
-            Self::Journal(_) | Self::Apply(_) => Phase::Baseline,
+            Self::Journal(_) | Self::Apply(_) | Self::Claim(_) => Phase::Baseline,
             Self::NotSteady { .. } => Phase::SteadyState,
             Self::Inject(_) | Self::Step { .. } | Self::NoFault => Phase::Inject,
             Self::Detect(_) => Phase::Detect,
@@ -208,11 +213,16 @@ impl Worker {
             }
         }
         let mut session = None;
+        let mut claims = None;
         let result = match journaled {
-            Ok(()) => {
-                self.trial_body(exp, &mut t, &mut report, applied, &mut session)
-                    .await
-            }
+            Ok(()) => match self.claim(exp, &mut t).await {
+                Ok(held) => {
+                    claims = Some(held);
+                    self.trial_body(exp, &mut t, &mut report, applied, &mut session)
+                        .await
+                }
+                Err(stop) => Err(stop),
+            },
             Err(e) => Err(Stop::Failed(PhaseError::Journal(e))),
         };
         // Whatever happened above, nothing injected may stay behind.
@@ -235,6 +245,10 @@ impl Worker {
                 });
                 report.error.get_or_insert(failed);
             }
+        }
+        // Reverted (and recovered, unless it failed to): the claims go.
+        if let Some(held) = claims {
+            held.release().await;
         }
         if let Some(mut session) = session {
             if let Some(from) = t.marks.injected {
@@ -326,6 +340,27 @@ impl Worker {
         report.marks = t.marks;
         report.timeline = t.timeline;
         report
+    }
+
+    /// Takes a Lease per claim of the trial, before its baseline is
+    /// applied, waiting for another run's as the run allows.
+    async fn claim(&self, exp: &LoadedExperiment, t: &mut Trial) -> Result<Held, Stop> {
+        let taken = crate::lease::acquire(
+            &self.client,
+            &self.claimant,
+            &exp.claims(),
+            self.claim_wait,
+            &self.cancel,
+            |message| {
+                t.record(EntryKind::Note { message });
+            },
+        )
+        .await;
+        match taken {
+            Ok(held) => Ok(held),
+            Err(LeaseError::Cancelled { .. }) => Err(Stop::Cancelled(Phase::Baseline)),
+            Err(e) => Err(Stop::Failed(PhaseError::Claim(e))),
+        }
     }
 
     /// Says on the timeline where the trial runs and what it holds.

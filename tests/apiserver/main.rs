@@ -16,6 +16,7 @@ mod faults_storm;
 mod gameday;
 mod instances;
 mod journal;
+mod leases;
 mod measure;
 mod rbac;
 mod runner;

@@ -27,7 +27,7 @@ fn experiment_files(dir: &std::path::Path, ns: &str, replicas: u32) -> std::path
 }
 
 /// The same, named `name`, giving up on detection after `detect`.
-fn experiment_file(
+pub(crate) fn experiment_file(
     dir: &std::path::Path,
     ns: &str,
     name: &str,
