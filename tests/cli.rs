@@ -303,6 +303,91 @@ fn the_built_in_experiments_validate() {
     assert!(stdout(&out).contains("(cron-job-storm-quota, cronJobStorm)"));
 }
 
+/// An experiment on the built-in shop baseline with `fault` (indented
+/// under `fault:`) and `slo` lines added under `slo:`.
+fn experiment_on_shop(dir: &std::path::Path, fault: &str, slo: &str) -> String {
+    let baseline = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/baselines/shop");
+    let path = dir.join("names.yaml");
+    let text = format!(
+        "apiVersion: breakfix.dev/v1alpha1
+kind: Experiment
+metadata: {{name: names}}
+spec:
+  baseline: {baseline}
+  fault:
+{fault}
+  slo:
+    detectWithin: 30s
+    recoverWithin: 60s
+{slo}
+"
+    );
+    std::fs::write(&path, text).expect("an experiment file");
+    path.display().to_string()
+}
+
+/// What an experiment names must be in its baseline: a typo is refused
+/// without a cluster, at the line and column that names it, with the
+/// names the baseline has; the control (the right name) validates.
+#[rstest::rstest]
+#[case::fault_target(
+    "    imageTypo:\n      target: {namespace: shop, deployment: nope}",
+    "",
+    ":8:7",
+    "deployment/nope -n shop is not in the manifests of baseline `shop`; its Deployments in namespace shop: "
+)]
+#[case::the_secret_a_fault_takes_away(
+    "    missingMount:\n      target: {namespace: shop, deployment: web}\n      object: {kind: Secret, name: creds}",
+    "",
+    ":9:7",
+    "secret/creds -n shop is not in the manifests of baseline `shop`; it has no Secret in namespace shop"
+)]
+#[case::a_step(
+    "    steps:\n      - scale: {target: {kind: Deployment, namespace: shop, name: web}, replicas: 0}\n      - waitFor: 5s\n      - podKill: {target: {namespace: shop, deployment: wbe}}",
+    "",
+    ":10:9",
+    "deployment/wbe -n shop is not in the manifests"
+)]
+#[case::an_slo_condition(
+    "    podKill: {target: {namespace: shop, deployment: web}}",
+    "    conditions:\n      - name: ready\n        object: {apiVersion: apps/v1, kind: Deployment, name: webb}\n        expression: object.status.readyReplicas >= 1",
+    ":12:9",
+    "deployment/webb -n shop is not in the manifests"
+)]
+#[case::a_canary_the_fault_reads(
+    "    rbacBindingDelete:\n      binding: {kind: RoleBinding, name: reader, namespace: shop}\n      workload: {namespace: shop, selector: app=nobody}",
+    "",
+    ":9:7",
+    "no pod template of baseline `shop` in namespace shop has labels matching `app=nobody`"
+)]
+fn a_name_the_baseline_does_not_have_is_refused_where_it_is_written(
+    #[case] fault: &str,
+    #[case] slo: &str,
+    #[case] at: &str,
+    #[case] says: &str,
+) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = experiment_on_shop(dir.path(), fault, slo);
+    let (out, _state) = breakfix(&["validate", &file]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(&format!("--> {file}{at}")), "stderr: {err}");
+    assert!(err.contains(says), "stderr: {err}");
+    assert!(err.contains("nothing was run"), "stderr: {err}");
+}
+
+#[test]
+fn the_names_the_baseline_has_validate() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = experiment_on_shop(
+        dir.path(),
+        "    imageTypo:\n      target: {namespace: shop, deployment: web}",
+        "    conditions:\n      - name: ready\n        object: {apiVersion: apps/v1, kind: Deployment, name: web}\n        expression: object.status.readyReplicas >= 1",
+    );
+    let (out, _state) = breakfix(&["validate", &file]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
+
 /// An experiment on the built-in shop baseline with `conditions` as given.
 fn experiment_with_conditions(dir: &std::path::Path, conditions: &str) -> String {
     let baseline = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/baselines/shop");

@@ -61,20 +61,16 @@ pub fn canary_pods(
     namespace: &str,
     selector: &str,
 ) -> Option<Vec<CanaryPods>> {
-    if baseline.spec.namespace.as_str() != namespace {
+    if !super::references::namespaces(baseline).contains(namespace) {
         return None;
     }
+    let own = baseline.spec.namespace.as_str();
     let requirements = parse_selector(selector);
     Some(
         baseline
             .objects
             .iter()
-            .filter(|o| {
-                o.metadata
-                    .namespace
-                    .as_deref()
-                    .is_none_or(|ns| ns == namespace)
-            })
+            .filter(|o| o.metadata.namespace.as_deref().unwrap_or(own) == namespace)
             .filter_map(|o| {
                 let (labels, template) = pod_template(o)?;
                 requirements
@@ -98,7 +94,7 @@ pub fn canary_pods(
 
 /// The pod labels and the pod template (what holds `spec.containers`) of
 /// a workload object, or of a bare pod.
-fn pod_template(o: &DynamicObject) -> Option<(Option<Value>, &Value)> {
+pub(super) fn pod_template(o: &DynamicObject) -> Option<(Option<Value>, &Value)> {
     let kind = o.types.as_ref()?.kind.as_str();
     let pointer = match kind {
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => "/spec/template",

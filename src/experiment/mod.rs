@@ -4,6 +4,7 @@
 pub mod canaries;
 pub mod gameday;
 pub mod plan;
+pub mod references;
 pub mod slo;
 pub mod upgrade;
 
@@ -690,6 +691,16 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         }
     }
 
+    if let Some(b) = &baseline {
+        for (located_at, missing) in missing_references(b, spec, &src) {
+            let d = match located_at {
+                Some((l, c)) => Diagnostic::at(path, &src, l, c, missing.message),
+                None => Diagnostic::file(path, missing.message),
+            };
+            problems.push(d.with_help(missing.help));
+        }
+    }
+
     match (problems.is_empty(), baseline) {
         (true, Some(baseline)) => Ok(LoadedExperiment {
             path: path.to_path_buf(),
@@ -698,6 +709,101 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         }),
         _ => Err(problems),
     }
+}
+
+/// Every object and canary `spec` names that `baseline`'s manifests do not
+/// hold (and no cluster has by itself), each with where the file names it.
+fn missing_references(
+    baseline: &LoadedBaseline,
+    spec: &ExperimentSpec,
+    src: &str,
+) -> Vec<(Option<(usize, usize)>, references::Missing)> {
+    use crate::fault::Named;
+    let deepest = |keys: &[&str]| {
+        (1..=keys.len())
+            .rev()
+            .find_map(|n| diagnostic::locate_key(src, &keys[..n]))
+    };
+    let condition = |key: &'static str, object: &slo::ObjectTarget| Named {
+        key,
+        kind: object.kind.clone(),
+        namespace: object.namespace.as_ref().map(ToString::to_string),
+        name: object.name.clone(),
+    };
+    let mut out = Vec::new();
+    let fault = |f: &FaultSpec, step: Option<usize>| {
+        let mut out = Vec::new();
+        let at = |key: &str| match step {
+            Some(i) => locate_item(src, &["spec", "fault", "steps"], i)
+                .or_else(|| deepest(&["spec", "fault", "steps"])),
+            None => deepest(&["spec", "fault", f.kind(), key]),
+        };
+        for named in f.objects() {
+            if let Some(m) = references::missing_object(baseline, &named) {
+                out.push((at(named.key), m));
+            }
+        }
+        for canary in f.canaries() {
+            if let Some(m) = references::missing_canary(baseline, &canary) {
+                out.push((at(canary.key), m));
+            }
+        }
+        out
+    };
+    match &spec.fault {
+        FaultPlan::Single(f) => out.extend(fault(f, None)),
+        FaultPlan::Steps(s) => {
+            for (i, step) in s.steps.iter().enumerate() {
+                match step {
+                    Step::Fault(f) => out.extend(fault(f, Some(i))),
+                    Step::WaitFor(Wait::Until(c)) => {
+                        if let Some(m) =
+                            references::missing_object(baseline, &condition("object", &c.object))
+                        {
+                            out.push((
+                                locate_item(src, &["spec", "fault", "steps"], i)
+                                    .or_else(|| deepest(&["spec", "fault", "steps"])),
+                                m,
+                            ));
+                        }
+                    }
+                    Step::WaitFor(Wait::For(_)) => {}
+                }
+            }
+        }
+    }
+    if let Some(Wait::Until(c)) = &spec.hold
+        && let Some(m) = references::missing_object(baseline, &condition("object", &c.object))
+    {
+        out.push((deepest(&["spec", "hold", "object"]), m));
+    }
+    for (i, c) in spec.slo.conditions.iter().enumerate() {
+        if let Some(m) = references::missing_object(baseline, &condition("object", &c.object)) {
+            out.push((
+                locate_item(src, &["spec", "slo", "conditions"], i)
+                    .or_else(|| deepest(&["spec", "slo", "conditions"])),
+                m,
+            ));
+        }
+    }
+    if let Some(radius) = &spec.slo.blast_radius {
+        for (i, w) in radius.workloads.iter().enumerate() {
+            let named = Named {
+                key: "workloads",
+                kind: w.kind.to_string(),
+                namespace: Some(w.namespace.to_string()),
+                name: w.name.to_string(),
+            };
+            if let Some(m) = references::missing_object(baseline, &named) {
+                out.push((
+                    locate_item(src, &["spec", "slo", "blastRadius", "workloads"], i)
+                        .or_else(|| deepest(&["spec", "slo", "blastRadius", "workloads"])),
+                    m,
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The 1-based (line, column) of item `index` of the block-style list at

@@ -34,6 +34,15 @@ impl Fault for DeleteObject {
     const DEFAULT_SIGNALS: &'static [SignalKind] = &[];
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SignalKind::ALL;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![super::Named {
+            key: "target",
+            kind: self.target.kind.clone(),
+            namespace: self.target.namespace.as_ref().map(ToString::to_string),
+            name: self.target.name.clone(),
+        }]
+    }
+
     fn namespace(&self) -> Option<&str> {
         self.target.namespace.as_ref().map(Name::as_str)
     }

@@ -59,6 +59,10 @@ impl Fault for ImageTypo {
     const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![self.target.named("target")]
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
     }

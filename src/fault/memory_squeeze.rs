@@ -193,6 +193,21 @@ impl Fault for MemorySqueeze {
     const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![self.target.named("target")]
+    }
+
+    fn canaries(&self) -> Vec<super::NamedCanary> {
+        self.canary
+            .iter()
+            .map(|c| super::NamedCanary {
+                key: "canary",
+                namespace: c.namespace.to_string(),
+                selector: c.selector.clone(),
+            })
+            .collect()
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
     }

@@ -311,6 +311,22 @@ impl Fault for MissingMount {
     const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![
+            self.target.named("target"),
+            super::Named {
+                key: "object",
+                kind: match self.object.kind {
+                    ConfigKind::Secret => "Secret",
+                    ConfigKind::ConfigMap => "ConfigMap",
+                }
+                .into(),
+                namespace: Some(self.target.namespace.to_string()),
+                name: self.object.name.to_string(),
+            },
+        ]
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
     }

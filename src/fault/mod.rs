@@ -129,6 +129,15 @@ pub trait Fault {
     fn claims(&self) -> Vec<Claim> {
         vec![Claim::of_namespace(self.namespace())]
     }
+    /// The objects the fault's settings name, which must exist when it is
+    /// injected: `validate` looks for each in the baseline's manifests.
+    fn objects(&self) -> Vec<Named> {
+        Vec::new()
+    }
+    /// The canaries (pods by label selector) the fault's settings name.
+    fn canaries(&self) -> Vec<NamedCanary> {
+        Vec::new()
+    }
     /// Breaks the cluster, journaling every undo first.
     fn inject(
         &self,
@@ -144,6 +153,43 @@ pub struct DeploymentRef {
     pub namespace: crate::vocab::Name,
     /// The Deployment's name.
     pub deployment: crate::vocab::Name,
+}
+
+impl DeploymentRef {
+    /// The Deployment as an object the fault names under `key`.
+    pub fn named(&self, key: &'static str) -> Named {
+        Named {
+            key,
+            kind: "Deployment".into(),
+            namespace: Some(self.namespace.to_string()),
+            name: self.deployment.to_string(),
+        }
+    }
+}
+
+/// An object a fault's settings name (its target, the Secret it takes
+/// away, …), found by kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The key under the fault that names it (`target`, `object`, `binding`).
+    pub key: &'static str,
+    /// Its kind (`Deployment`).
+    pub kind: String,
+    /// Absent for cluster-scoped objects, or where the file leaves it out.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+}
+
+/// A canary a fault's settings name: pods by label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedCanary {
+    /// The key under the fault that names it (`workload`, `canary`).
+    pub key: &'static str,
+    /// The namespace of its pods.
+    pub namespace: String,
+    /// The label selector of its pods (`app=api-canary`).
+    pub selector: String,
 }
 
 /// Declares the faults once: the [`FaultSpec`] enum (one variant per
@@ -231,6 +277,16 @@ impl FaultSpec {
     /// Checks what serde cannot (ranges, combinations); the problem in words.
     pub fn validate(&self) -> Result<(), String> {
         dispatch!(self, f => f.validate())
+    }
+
+    /// The objects the fault's settings name ([`Fault::objects`]).
+    pub fn objects(&self) -> Vec<Named> {
+        dispatch!(self, f => f.objects())
+    }
+
+    /// The canaries the fault's settings name ([`Fault::canaries`]).
+    pub fn canaries(&self) -> Vec<NamedCanary> {
+        dispatch!(self, f => f.canaries())
     }
 
     /// What the fault needs to itself while it is in, sorted.

@@ -118,6 +118,10 @@ impl Fault for NodeLoss {
 
     /// None: a node belongs to the whole cluster, so this fault is
     /// cluster-scoped and runs alone.
+    fn objects(&self) -> Vec<super::Named> {
+        vec![self.target.named("target")]
+    }
+
     fn namespace(&self) -> Option<&str> {
         None
     }

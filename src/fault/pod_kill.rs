@@ -51,6 +51,10 @@ impl Fault for PodKill {
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
     const SELF_HEALING: bool = true;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![self.target.named("target")]
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
     }

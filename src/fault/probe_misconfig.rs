@@ -383,6 +383,19 @@ impl Fault for ProbeMisconfig {
         self.mistake.signals()
     }
 
+    fn objects(&self) -> Vec<super::Named> {
+        let mut out = vec![self.target.named("target")];
+        if let Some(service) = self.load.as_ref().and_then(|l| l.service.clone()) {
+            out.push(super::Named {
+                key: "load",
+                kind: "Service".into(),
+                namespace: Some(self.target.namespace.to_string()),
+                name: service,
+            });
+        }
+        out
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
     }

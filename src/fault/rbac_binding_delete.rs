@@ -88,6 +88,36 @@ impl Fault for RbacBindingDelete {
     const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![super::Named {
+            key: "binding",
+            kind: match self.binding.kind {
+                BindingKind::RoleBinding => "RoleBinding",
+                BindingKind::ClusterRoleBinding => "ClusterRoleBinding",
+            }
+            .into(),
+            namespace: match self.binding.kind {
+                BindingKind::RoleBinding => Some(
+                    self.binding
+                        .namespace
+                        .as_ref()
+                        .unwrap_or(&self.workload.namespace)
+                        .to_string(),
+                ),
+                BindingKind::ClusterRoleBinding => None,
+            },
+            name: self.binding.name.clone(),
+        }]
+    }
+
+    fn canaries(&self) -> Vec<super::NamedCanary> {
+        vec![super::NamedCanary {
+            key: "workload",
+            namespace: self.workload.namespace.to_string(),
+            selector: self.workload.selector.clone(),
+        }]
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.workload.namespace.as_str())
     }

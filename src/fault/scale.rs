@@ -75,6 +75,20 @@ impl Fault for Scale {
     const DEFAULT_SIGNALS: &'static [SignalKind] = &[];
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SignalKind::ALL;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![super::Named {
+            key: "target",
+            kind: match self.target.kind {
+                ScalableKind::Deployment => "Deployment",
+                ScalableKind::StatefulSet => "StatefulSet",
+                ScalableKind::ReplicaSet => "ReplicaSet",
+            }
+            .into(),
+            namespace: Some(self.target.namespace.to_string()),
+            name: self.target.name.to_string(),
+        }]
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
     }

@@ -93,6 +93,15 @@ impl Fault for SelectorMismatch {
     const DEFAULT_SIGNALS: &'static [SignalKind] = DEFAULT_SIGNALS;
     const SUPPORTED_SIGNALS: &'static [SignalKind] = SUPPORTED;
 
+    fn objects(&self) -> Vec<super::Named> {
+        vec![super::Named {
+            key: "target",
+            kind: "Service".into(),
+            namespace: Some(self.target.namespace.to_string()),
+            name: self.target.service.to_string(),
+        }]
+    }
+
     fn namespace(&self) -> Option<&str> {
         Some(self.target.namespace.as_str())
     }

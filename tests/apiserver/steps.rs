@@ -149,11 +149,12 @@ async fn steps_killed_mid_fault_are_undone_newest_first_by_cleanup() {
 async fn a_failing_second_step_undoes_the_first() {
     let ns = testkit_namespace("steps-fail").await;
     let dir = tempfile::tempdir().unwrap();
-    // Step 2 patches a ConfigMap that does not exist.
+    // Step 2's patch is one the API server refuses (a ConfigMap's data
+    // holds strings; `validate` cannot know that, the cluster does).
     let steps = format!(
-        "{}{}",
+        "{}      - patch: {{target: {{apiVersion: v1, kind: ConfigMap, namespace: {}, name: b}}, patch: {{data: {{v: 2}}}}}}\n",
         patch_step(&ns.name, "a"),
-        patch_step(&ns.name, "missing")
+        ns.name
     );
     let experiment = load_experiment(&files(dir.path(), &ns.name, &steps))
         .unwrap_or_else(|problems| panic!("{problems:?}"));
@@ -171,7 +172,7 @@ async fn a_failing_second_step_undoes_the_first() {
     let error = trial.error.as_ref().expect("an error");
     assert_eq!(error.phase, Phase::Inject);
     assert!(
-        error.message.starts_with("step 2/2: patch:") && error.message.contains("not found"),
+        error.message.starts_with("step 2/2: patch:") && error.message.contains("configmap/b"),
         "{}",
         error.message
     );
