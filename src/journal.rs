@@ -51,6 +51,20 @@ pub enum JournalError {
         /// Why it does not parse.
         source: serde_json::Error,
     },
+    /// An undo written twice: replaying it would revert it twice.
+    #[error(
+        "journal {path} line {line} repeats undo #{seq} of line {first} (was the file edited?); nothing was reverted from this journal, so nothing is reverted twice: delete one of the two lines, then run `breakfix cleanup` again"
+    )]
+    Repeated {
+        /// The journal file.
+        path: PathBuf,
+        /// The line that repeats it, from 1.
+        line: usize,
+        /// The undo's sequence number.
+        seq: u64,
+        /// The line that wrote it first.
+        first: usize,
+    },
     /// The journal does not start with a header.
     #[error("journal {path} has no header; it was not written by breakfix")]
     NoHeader {
@@ -485,6 +499,9 @@ impl JournalState {
         let mut header = None;
         let mut finished = false;
         let mut intents: Vec<PendingUndo> = Vec::new();
+        // The line each undo was journaled on: one written twice would be
+        // reverted twice.
+        let mut lines_of: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
         let mut scrubbed = Vec::new();
         let mut warnings = Vec::new();
         let last = lines.len();
@@ -524,6 +541,15 @@ impl JournalState {
                     scrubbed: when,
                     ..
                 } => {
+                    if let Some(&first) = lines_of.get(&seq) {
+                        return Err(JournalError::Repeated {
+                            path: path.to_path_buf(),
+                            line: idx + 1,
+                            seq,
+                            first,
+                        });
+                    }
+                    lines_of.insert(seq, idx + 1);
                     if when.is_some() {
                         scrubbed.push(seq);
                     }
@@ -871,6 +897,37 @@ mod tests {
             JournalState::read(&path),
             Err(JournalError::Corrupt { line: 3, .. })
         ));
+    }
+
+    /// A journal edited by hand so an undo appears twice would revert it
+    /// twice: it is refused whole, naming both lines.
+    #[test]
+    fn an_undo_written_twice_is_refused_naming_both_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "run-4", cluster()).unwrap();
+        j.intend("exp", delete("a")).unwrap();
+        let path = j.path().to_path_buf();
+        drop(j);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let intent = text.lines().nth(1).unwrap().to_string();
+        assert_eq!(JournalState::read(&path).unwrap().pending.len(), 1);
+        std::fs::write(&path, format!("{text}{intent}\n")).unwrap();
+        let err = JournalState::read(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::Repeated {
+                    line: 3,
+                    first: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("nothing is reverted twice"),
+            "{err}"
+        );
     }
 
     #[test]
