@@ -305,6 +305,7 @@ fn harness_trouble_is_an_error_never_a_regression() {
     after.trials[0].error = Some(TrialError {
         phase: Phase::SteadyState,
         message: "baseline `shop` never reached steady state".into(),
+        unobserved: false,
     });
     let c = compared(vec![pod_kill(&R)], vec![after]);
     let e = &c.experiments[0];

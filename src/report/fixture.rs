@@ -332,6 +332,7 @@ conditions:
         error: Some(TrialError {
             phase: Phase::SteadyState,
             message: "baseline `rbac` never reached steady state: deployment/api-canary -n rbac: 0/1 ready".into(),
+            unobserved: false,
         }),
         interrupted: false,
     };

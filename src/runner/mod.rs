@@ -596,9 +596,9 @@ impl Worker {
         let outcome = if reports.iter().any(|r| r.interrupted) {
             Outcome::Interrupted
         } else if reports.iter().any(|r| {
-            r.error
-                .as_ref()
-                .is_some_and(|e| e.phase != Phase::Detect && e.phase != Phase::Recover)
+            r.error.as_ref().is_some_and(|e| {
+                e.unobserved || (e.phase != Phase::Detect && e.phase != Phase::Recover)
+            })
         }) {
             Outcome::Error
         } else if slos.iter().all(|s| s.met) && reports.len() as u32 == trials {

@@ -67,6 +67,11 @@ pub struct TrialError {
     pub phase: Phase,
     /// Why.
     pub message: String,
+    /// The cluster could not be observed while the phase ran (its API
+    /// server did not answer): the trial measured nothing, so the
+    /// experiment is an error, never a failed SLO.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unobserved: bool,
 }
 
 /// All trials of one experiment and the verdicts on them.
@@ -186,6 +191,7 @@ impl ExperimentReport {
                 error: Some(TrialError {
                     phase: Phase::Cleanup,
                     message,
+                    unobserved: false,
                 }),
                 interrupted: false,
             }],

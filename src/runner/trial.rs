@@ -9,6 +9,7 @@
 use std::future::Future;
 
 use futures::StreamExt;
+use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::measure::{MeasureSession, Moment};
@@ -28,6 +29,7 @@ use crate::lease::{Held, LeaseError};
 use crate::slo;
 use crate::timeline::{EntryKind, Marks, Phase, Timeline};
 use crate::vocab::SignalKind;
+use crate::vocab::duration::format_duration;
 
 /// Why a phase of a trial failed. The report keeps the phase and the
 /// message ([`TrialError`]); library callers watching [`RunEvent`]s get the
@@ -54,6 +56,20 @@ pub enum PhaseError {
     /// when not waiting), or the Leases could not be written.
     #[error("{0}")]
     Claim(#[source] crate::lease::LeaseError),
+    /// Nothing expected was seen, but the API server did not answer for
+    /// part of the wait: what the cluster did then is unknown, so the
+    /// trial cannot be judged.
+    #[error(
+        "{source}, and the API server did not answer for {} of that wait: detection cannot be judged",
+        format_duration(*unanswered)
+    )]
+    Unobserved {
+        /// Why detection ended (its timeout).
+        #[source]
+        source: crate::detect::DetectError,
+        /// How long the API server left questions unanswered.
+        unanswered: std::time::Duration,
+    },
     /// The fault could not be injected (anything it did is reverted).
     #[error(transparent)]
     Inject(FaultError),
@@ -92,7 +108,7 @@ impl PhaseError {
             Self::Journal(_) | Self::Apply(_) | Self::Claim(_) => Phase::Baseline,
             Self::NotSteady { .. } => Phase::SteadyState,
             Self::Inject(_) | Self::Step { .. } | Self::NoFault => Phase::Inject,
-            Self::Detect(_) => Phase::Detect,
+            Self::Detect(_) | Self::Unobserved { .. } => Phase::Detect,
             Self::Revert(_) => Phase::Revert,
             Self::Recover(_) => Phase::Recover,
         }
@@ -104,6 +120,7 @@ impl From<&PhaseError> for TrialError {
         Self {
             phase: e.phase(),
             message: e.to_string(),
+            unobserved: matches!(e, PhaseError::Unobserved { .. }),
         }
     }
 }
@@ -566,6 +583,8 @@ impl Worker {
         let signals = detect::merged(sources);
         let mut signals = signals;
         let mut seen = Vec::new();
+        let probing = CancellationToken::new();
+        let unanswered = tokio::spawn(unanswered_time(self.client.clone(), probing.clone()));
         let detection = guard(&cancel, Phase::Detect, async {
             until_expected(&mut signals, &expected, spec.detect_timeout(), |obs| {
                 seen.push(obs.clone())
@@ -574,6 +593,14 @@ impl Worker {
             .map_err(PhaseError::Detect)
         })
         .await;
+        probing.cancel();
+        let unanswered = unanswered.await.unwrap_or_default();
+        let detection = match detection {
+            Err(Stop::Failed(PhaseError::Detect(source))) if !unanswered.is_zero() => {
+                Err(Stop::Failed(PhaseError::Unobserved { source, unanswered }))
+            }
+            other => other,
+        };
         for obs in seen.iter().cloned() {
             let is_expected = expected.contains(&obs.kind);
             t.record_at(
@@ -668,6 +695,42 @@ fn same_scope(a: &Scope, b: &Scope) -> bool {
 }
 
 /// Runs `phase`'s future unless the run is cancelled first.
+/// How often, and how patiently, the API server is asked whether it
+/// answers while detection waits.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the API server went unanswered until `stop`: it is asked for
+/// its version every [`PROBE_EVERY`], waiting that long for an answer; the
+/// time from a question it left unanswered to the next one it answered
+/// counts. Watches cannot tell a quiet cluster from a frozen API server
+/// (a stopped server keeps their connections open); this can.
+async fn unanswered_time(client: Client, stop: CancellationToken) -> std::time::Duration {
+    let mut total = std::time::Duration::ZERO;
+    let mut down_since: Option<std::time::Instant> = None;
+    loop {
+        let asked = std::time::Instant::now();
+        let answered = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = tokio::time::timeout(PROBE_EVERY, client.apiserver_version()) => {
+                matches!(r, Ok(Ok(_)))
+            }
+        };
+        match (answered, down_since) {
+            (false, None) => down_since = Some(asked),
+            (true, Some(since)) => {
+                total += since.elapsed();
+                down_since = None;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(PROBE_EVERY.saturating_sub(asked.elapsed())) => {}
+        }
+    }
+    total + down_since.map_or(std::time::Duration::ZERO, |s| s.elapsed())
+}
+
 async fn guard<T>(
     cancel: &CancellationToken,
     phase: Phase,
