@@ -54,7 +54,8 @@ pub mod vocab;
 pub mod testkit;
 
 pub use baseline::LoadedBaseline;
-pub use experiment::{Experiment, LoadedExperiment, load_experiment};
+pub use detect::ExpectedSignals;
+pub use experiment::{Experiment, LoadedExperiment, SloSpec, load_experiment};
 pub use fault::FaultSpec;
 pub use journal::ClusterRecord;
 pub use runner::{

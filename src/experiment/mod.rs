@@ -100,6 +100,45 @@ pub struct ExperimentSpec {
     pub gameday: Option<GameDaySpec>,
 }
 
+impl Experiment {
+    /// An experiment built in Rust rather than read from a file: `name`
+    /// breaks the baseline at `baseline` (a Baseline file or a folder holding
+    /// `baseline.yaml`, relative to the folder given to
+    /// [`LoadedExperiment::from_experiment`]) with `fault`, judged against
+    /// `slo`; every other field takes the default a file leaving it out gets.
+    /// Set the public fields to change them (`spec.expect.signals`, …), then
+    /// check it with [`LoadedExperiment::from_experiment`].
+    pub fn new(
+        name: Name,
+        baseline: impl Into<PathBuf>,
+        fault: impl Into<FaultPlan>,
+        slo: SloSpec,
+    ) -> Self {
+        Self {
+            api_version: ApiVersion::default(),
+            kind: ExperimentKind::Experiment,
+            metadata: Metadata {
+                name,
+                story: None,
+                description: None,
+                labels: BTreeMap::new(),
+            },
+            spec: ExperimentSpec {
+                baseline: baseline.into(),
+                fault: fault.into(),
+                expect: Expect::default(),
+                slo,
+                hold: None,
+                recovery: Recovery::default(),
+                timeouts: Timeouts::default(),
+                settle: default_settle(),
+                repeat: default_repeat(),
+                gameday: None,
+            },
+        }
+    }
+}
+
 fn default_settle() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(5))
 }
@@ -291,6 +330,74 @@ pub struct LoadedExperiment {
 }
 
 impl LoadedExperiment {
+    /// Checks an experiment built in Rust exactly as [`load_experiment`]
+    /// checks a file, and loads its baseline, resolved against `base_dir`.
+    ///
+    /// The experiment is rendered as YAML and that text goes through the
+    /// file loader under the name `<rust>/<name>.yaml` (also its
+    /// [`path`](Self::path)), so every problem is reported at a line and
+    /// column of that rendering, with the offending line shown.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use breakfix::fault::scale::{ScalableKind, ScaleTarget};
+    /// use breakfix::fault::Scale;
+    /// use breakfix::{
+    ///     ExpectedSignals, Experiment, FaultSpec, HumanDuration, LoadedExperiment, Name,
+    ///     SignalKind, SloSpec,
+    /// };
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scale = |namespace: &str| -> Result<Experiment, Box<dyn std::error::Error>> {
+    ///     let fault = FaultSpec::Scale(Scale {
+    ///         target: ScaleTarget {
+    ///             kind: ScalableKind::Deployment,
+    ///             namespace: Name::new(namespace)?,
+    ///             name: Name::new("web")?,
+    ///         },
+    ///         replicas: 0,
+    ///     });
+    ///     let slo = SloSpec::new(HumanDuration::parse("20s")?, HumanDuration::parse("45s")?);
+    ///     let mut experiment =
+    ///         Experiment::new(Name::new("scale-web")?, "baselines/shop", fault, slo);
+    ///     experiment.spec.expect.signals = ExpectedSignals::any(&[SignalKind::EndpointsEmpty]);
+    ///     Ok(experiment)
+    /// };
+    ///
+    /// // The shop baseline lives in namespace `shop`.
+    /// let loaded = LoadedExperiment::from_experiment(scale("shop")?, Path::new("experiments"))
+    ///     .map_err(|problems| format!("{problems:?}"))?;
+    /// assert_eq!(loaded.name(), "scale-web");
+    ///
+    /// // A fault aimed at a namespace the baseline does not own is refused,
+    /// // at a line and column of the rendered experiment.
+    /// let problems = LoadedExperiment::from_experiment(scale("billing")?, Path::new("experiments"))
+    ///     .expect_err("billing is not the baseline's namespace");
+    /// assert!(problems[0].message.contains("targets namespace `billing`"));
+    /// assert_eq!(problems[0].file, Path::new("<rust>/scale-web.yaml"));
+    /// assert!(problems[0].line.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every problem with the experiment and its baseline, each a
+    /// [`Diagnostic`], as [`load_experiment`] reports them for a file.
+    pub fn from_experiment(
+        experiment: Experiment,
+        base_dir: &Path,
+    ) -> Result<Self, Vec<Diagnostic>> {
+        let path = PathBuf::from(format!("<rust>/{}.yaml", experiment.metadata.name));
+        let src = serde_yaml::to_string(&experiment).map_err(|e| {
+            vec![Diagnostic::file(
+                &path,
+                format!("cannot render the experiment as YAML: {e}"),
+            )]
+        })?;
+        load_source(&path, &src, base_dir)
+    }
+
     /// The experiment's name.
     pub fn name(&self) -> &str {
         self.experiment.metadata.name.as_str()
@@ -448,10 +555,23 @@ fn cluster_rbac_names(fault: &impl Serialize) -> Vec<(String, String)> {
 /// Every problem in the file and its baseline, each a [`Diagnostic`] at
 /// file:line:col saying what was expected and how to fix it.
 pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>> {
-    let (experiment, src): (Experiment, String) = load::load_yaml(path).map_err(|d| vec![d])?;
+    let src = load::read_text(path).map_err(|d| vec![d])?;
+    load_source(path, &src, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Parses and validates `src`, an experiment's YAML named `path` in
+/// diagnostics, its baseline resolved against `base_dir`. Files and
+/// experiments built in Rust ([`LoadedExperiment::from_experiment`]) both
+/// come through here, so both get every check.
+fn load_source(
+    path: &Path,
+    src: &str,
+    base_dir: &Path,
+) -> Result<LoadedExperiment, Vec<Diagnostic>> {
+    let experiment: Experiment = load::parse_yaml(path, src).map_err(|d| vec![d])?;
     let mut problems = Vec::new();
-    let at = |keys: &[&str], message: String| match diagnostic::locate_key(&src, keys) {
-        Some((l, c)) => Diagnostic::at(path, &src, l, c, message),
+    let at = |keys: &[&str], message: String| match diagnostic::locate_key(src, keys) {
+        Some((l, c)) => Diagnostic::at(path, src, l, c, message),
         None => Diagnostic::file(path, message),
     };
 
@@ -482,9 +602,9 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         // The deepest key that can be found: list items are not indexed.
         let located = (1..=keys.len())
             .rev()
-            .find_map(|n| diagnostic::locate_key(&src, &keys[..n]));
+            .find_map(|n| diagnostic::locate_key(src, &keys[..n]));
         let d = match located {
-            Some((l, c)) => Diagnostic::at(path, &src, l, c, p.message),
+            Some((l, c)) => Diagnostic::at(path, src, l, c, p.message),
             None => Diagnostic::file(path, p.message),
         };
         problems.push(match p.help {
@@ -498,9 +618,9 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
             keys.extend(p.keys.iter().map(String::as_str));
             let located = (1..=keys.len())
                 .rev()
-                .find_map(|n| diagnostic::locate_key(&src, &keys[..n]));
+                .find_map(|n| diagnostic::locate_key(src, &keys[..n]));
             let d = match located {
-                Some((l, c)) => Diagnostic::at(path, &src, l, c, p.message),
+                Some((l, c)) => Diagnostic::at(path, src, l, c, p.message),
                 None => Diagnostic::file(path, p.message),
             };
             problems.push(match p.help {
@@ -512,14 +632,14 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
     let located = |keys: &[&str]| {
         (1..=keys.len())
             .rev()
-            .find_map(|n| diagnostic::locate_key(&src, &keys[..n]))
+            .find_map(|n| diagnostic::locate_key(src, &keys[..n]))
     };
     if let Some(impact) = &spec.expect.impact {
         for (under, message, help) in impact.problems() {
             let mut keys = vec!["spec", "expect", "impact"];
             keys.extend(under);
             let d = match located(&keys) {
-                Some((l, c)) => Diagnostic::at(path, &src, l, c, message),
+                Some((l, c)) => Diagnostic::at(path, src, l, c, message),
                 None => Diagnostic::file(path, message),
             };
             problems.push(match help {
@@ -574,7 +694,7 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         };
         let limit = spec.hold_limit();
         if length > limit {
-            let at_key = if diagnostic::locate_key(&src, &key).is_some() {
+            let at_key = if diagnostic::locate_key(src, &key).is_some() {
                 key
             } else {
                 vec!["spec", "hold"]
@@ -602,7 +722,6 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
         );
     }
 
-    let base_dir = path.parent().unwrap_or(Path::new("."));
     let baseline = match Baseline::resolve_path(&base_dir.join(&spec.baseline)) {
         Ok(baseline_path) => match LoadedBaseline::load(&baseline_path) {
             Ok(b) => Some(b),
@@ -625,11 +744,11 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
     {
         let located = p
             .step
-            .and_then(|i| locate_item(&src, &["spec", "fault", "steps"], i))
-            .or_else(|| diagnostic::locate_key(&src, &["spec", "fault", "steps"]))
-            .or_else(|| diagnostic::locate_key(&src, &["spec", "fault"]));
+            .and_then(|i| locate_item(src, &["spec", "fault", "steps"], i))
+            .or_else(|| diagnostic::locate_key(src, &["spec", "fault", "steps"]))
+            .or_else(|| diagnostic::locate_key(src, &["spec", "fault"]));
         let d = match located {
-            Some((l, c)) => Diagnostic::at(path, &src, l, c, p.message),
+            Some((l, c)) => Diagnostic::at(path, src, l, c, p.message),
             None => Diagnostic::file(path, p.message),
         };
         problems.push(match p.help {
@@ -681,7 +800,7 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
             if let Some(message) = canary_problem(b, canary, needs_latency) {
                 let mut at_keys = keys.clone();
                 at_keys.push("canary");
-                let at_keys = if diagnostic::locate_key(&src, &at_keys).is_some() {
+                let at_keys = if diagnostic::locate_key(src, &at_keys).is_some() {
                     at_keys
                 } else {
                     keys.clone()
@@ -692,9 +811,9 @@ pub fn load_experiment(path: &Path) -> Result<LoadedExperiment, Vec<Diagnostic>>
     }
 
     if let Some(b) = &baseline {
-        for (located_at, missing) in missing_references(b, spec, &src) {
+        for (located_at, missing) in missing_references(b, spec, src) {
             let d = match located_at {
-                Some((l, c)) => Diagnostic::at(path, &src, l, c, missing.message),
+                Some((l, c)) => Diagnostic::at(path, src, l, c, missing.message),
                 None => Diagnostic::file(path, missing.message),
             };
             problems.push(d.with_help(missing.help));
@@ -977,6 +1096,54 @@ mod tests {
             assert_eq!(
                 moved.experiment.spec.expected_signals(),
                 exp.experiment.spec.expected_signals()
+            );
+        }
+    }
+
+    #[rstest]
+    #[case::the_suite("experiments")]
+    #[case::game_days("experiments/gameday")]
+    #[case::multi_node("experiments/multi-node")]
+    fn every_built_in_experiment_built_in_rust_passes_the_same_checks(#[case] folder: &str) {
+        let files = collect_files(&[Path::new(env!("CARGO_MANIFEST_DIR")).join(folder)]).unwrap();
+        assert!(!files.is_empty());
+        for file in files {
+            let from_file = load_experiment(&file).unwrap_or_else(|e| panic!("{e:?}"));
+            let base_dir = file.parent().unwrap();
+            let built = LoadedExperiment::from_experiment(from_file.experiment.clone(), base_dir)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+            assert_eq!(
+                serde_json::to_value(&built.experiment).unwrap(),
+                serde_json::to_value(&from_file.experiment).unwrap(),
+                "{}",
+                file.display()
+            );
+            assert_eq!(built.baseline.path, from_file.baseline.path);
+            assert_eq!(
+                built.path,
+                Path::new(&format!("<rust>/{}.yaml", from_file.name()))
+            );
+        }
+    }
+
+    #[test]
+    fn an_experiment_built_in_rust_is_refused_at_a_line_of_its_rendering() {
+        let mut experiment = built_in("scale-to-zero").experiment;
+        experiment.spec.repeat = 0;
+        experiment.spec.baseline = "baselines/nowhere".into();
+        let problems = LoadedExperiment::from_experiment(
+            experiment,
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments"),
+        )
+        .unwrap_err();
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{messages:#?}");
+        for (d, key) in problems.iter().zip(["repeat:", "baseline:"]) {
+            assert_eq!(d.file, Path::new("<rust>/scale-to-zero.yaml"));
+            let line = d.source_line.as_deref().unwrap_or_default();
+            assert!(
+                d.line.is_some() && line.trim_start().starts_with(key),
+                "{d}"
             );
         }
     }

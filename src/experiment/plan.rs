@@ -41,6 +41,13 @@ pub enum FaultPlan {
     Steps(Steps),
 }
 
+impl From<FaultSpec> for FaultPlan {
+    /// One fault, as `fault: {…}` holds it.
+    fn from(fault: FaultSpec) -> Self {
+        Self::Single(fault)
+    }
+}
+
 /// `fault.steps` and what they may touch.
 #[derive(Debug, Clone, Default)]
 pub struct Steps {

@@ -717,6 +717,22 @@ pub struct SloProblem {
 }
 
 impl SloSpec {
+    /// Objectives on time alone: an expected signal within `detect_within`
+    /// of injection, steady state back within `recover_within`; the
+    /// default percentile and no canary, blast-radius or condition SLOs
+    /// (set those fields to add them).
+    pub fn new(detect_within: HumanDuration, recover_within: HumanDuration) -> Self {
+        Self {
+            detect_within,
+            recover_within,
+            percentile: Percentile::default(),
+            availability: None,
+            latency: None,
+            blast_radius: None,
+            conditions: Vec::new(),
+        }
+    }
+
     /// Checks that need more than types; every problem found is returned.
     pub fn problems(&self) -> Vec<SloProblem> {
         let mut out = Vec::new();

@@ -10,10 +10,16 @@
 
 use std::num::NonZeroU32;
 
+use breakfix::experiment::FaultPlan;
+use breakfix::fault::Scale;
+use breakfix::fault::scale::{ScalableKind, ScaleTarget};
 use breakfix::journal::{JournalState, Record};
 use breakfix::runner::{Jobs, RunEvent};
 use breakfix::timeline::EntryKind;
-use breakfix::{Outcome, Runner, SignalKind, load_experiment};
+use breakfix::{
+    ExpectedSignals, Experiment, FaultSpec, HumanDuration, LoadedExperiment, Name, Outcome, Runner,
+    SignalKind, SloSpec, load_experiment,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use rstest::rstest;
@@ -116,6 +122,100 @@ async fn a_run_through_the_entry_point(#[case] replicas: u32, #[case] expected: 
         namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
         "the baseline's namespace is deleted"
     );
+}
+
+/// The scale-past-quota experiment built in Rust, no experiment file: the
+/// baseline (from [`experiment_files`]) is the only file it names.
+fn built_in_rust(dir: &std::path::Path, target_ns: &str) -> Experiment {
+    let fault = FaultSpec::Scale(Scale {
+        target: ScaleTarget {
+            kind: ScalableKind::Deployment,
+            namespace: Name::new(target_ns).unwrap(),
+            name: Name::new("web").unwrap(),
+        },
+        replicas: 3,
+    });
+    let slo = SloSpec::new(
+        HumanDuration::parse("10s").unwrap(),
+        HumanDuration::parse("60s").unwrap(),
+    );
+    let mut experiment = Experiment::new(
+        Name::new("scale-past-quota-in-rust").unwrap(),
+        "baseline",
+        fault,
+        slo,
+    );
+    experiment.spec.expect.signals = ExpectedSignals::any(&[SignalKind::QuotaExceeded]);
+    experiment.spec.timeouts.detect = Some(HumanDuration::parse("15s").unwrap());
+    experiment.spec.settle = HumanDuration::parse("1s").unwrap();
+    // The file helper also writes the baseline this experiment names.
+    experiment_files(dir, target_ns, 3);
+    experiment
+}
+
+#[tokio::test]
+async fn an_experiment_built_in_rust_runs_through_the_entry_point() {
+    let cp = breakfix::testkit::control_plane();
+    let client = cp.admin_client();
+    let ns = format!("rust-{}", std::process::id() % 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = LoadedExperiment::from_experiment(built_in_rust(dir.path(), &ns), dir.path())
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+
+    let runner = Runner::builder(client.clone())
+        .journal_dir(dir.path().join("journal"))
+        .build()
+        .unwrap();
+    let journal = runner.journal_path().to_path_buf();
+    let report = runner.run(&[experiment]).await;
+
+    let exp = &report.experiments[0];
+    assert_eq!(exp.name, "scale-past-quota-in-rust");
+    assert_eq!(exp.outcome, Outcome::Passed, "{exp:#?}");
+    let trial = &exp.trials[0];
+    assert_eq!(
+        trial.detection.as_ref().map(|d| d.kind),
+        Some(SignalKind::QuotaExceeded)
+    );
+    assert!(trial.marks.reverted.is_some() && trial.marks.recovered.is_some());
+    let state = JournalState::read(&journal).unwrap();
+    assert!(state.pending.is_empty(), "{:?}", state.pending);
+    assert!(state.finished);
+}
+
+#[test]
+fn an_invalid_experiment_built_in_rust_is_refused_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = format!("rust-bad-{}", std::process::id() % 100_000);
+    let mut experiment = built_in_rust(dir.path(), &ns);
+    // A namespace the baseline does not own, and a detection timeout
+    // shorter than the SLO it must judge.
+    if let FaultPlan::Single(FaultSpec::Scale(scale)) = &mut experiment.spec.fault {
+        scale.target.namespace = Name::new("somebody-elses").unwrap();
+    }
+    experiment.spec.timeouts.detect = Some(HumanDuration::parse("5s").unwrap());
+    let problems = LoadedExperiment::from_experiment(experiment, dir.path())
+        .expect_err("the loader refuses it");
+    let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("targets namespace `somebody-elses`")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("is shorter than spec.slo.detectWithin")),
+        "{messages:#?}"
+    );
+    for d in &problems {
+        assert_eq!(
+            d.file,
+            std::path::Path::new("<rust>/scale-past-quota-in-rust.yaml")
+        );
+        assert!(d.line.is_some(), "{d}");
+    }
 }
 
 /// The journal's records, in order.
