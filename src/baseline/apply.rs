@@ -190,20 +190,45 @@ pub async fn apply_baseline_noting(
     Ok(applied)
 }
 
-/// Waits (watching) until the CRD `name` is served, so the custom
-/// resources the baseline applies after it resolve.
+/// Waits (watching) until the CRD `name` is Established, then until the
+/// API server's discovery lists each version it serves, so the custom
+/// resources the baseline applies after it resolve. Established comes
+/// first: discovery follows it a moment later, and a custom resource
+/// resolved in between gets a 404 from discovery.
 async fn await_established(client: &Client, name: &str) -> Result<(), ApplyError> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::runtime::wait::{await_condition, conditions};
     let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
-    let established = await_condition(api, name, conditions::is_crd_established());
-    match tokio::time::timeout(CRD_ESTABLISHED_TIMEOUT, established).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, crd = name, "watching the CRD failed");
-            Err(ApplyError::CrdNotEstablished { name: name.into() })
+    let served = async {
+        let crd = await_condition(api, name, conditions::is_crd_established())
+            .await
+            .map_err(|e| tracing::debug!(error = %e, crd = name, "watching the CRD failed"))?;
+        let Some(crd) = crd else { return Err(()) };
+        for version in crd.spec.versions.iter().filter(|v| v.served) {
+            let group_version = format!("{}/{}", crd.spec.group, version.name);
+            await_discovered(client, &group_version, &crd.spec.names.plural).await;
         }
-        Err(_) => Err(ApplyError::CrdNotEstablished { name: name.into() }),
+        Ok(())
+    };
+    match tokio::time::timeout(CRD_ESTABLISHED_TIMEOUT, served).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(())) | Err(_) => Err(ApplyError::CrdNotEstablished { name: name.into() }),
+    }
+}
+
+/// Returns once discovery lists `plural` in `group_version`. Discovery
+/// cannot be watched, so it asks again after a short, growing pause; the
+/// caller bounds the wait.
+async fn await_discovered(client: &Client, group_version: &str, plural: &str) {
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match client.list_api_group_resources(group_version).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == plural) => return,
+            Ok(_) => tracing::debug!(group_version, plural, "not in discovery yet"),
+            Err(e) => tracing::debug!(error = %e, group_version, "not in discovery yet"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
     }
 }
 
