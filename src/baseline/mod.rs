@@ -489,6 +489,23 @@ fn apply_rank(kind: &str) -> u8 {
     }
 }
 
+/// A baseline in namespace `shop` made of `manifests` (multi-document
+/// YAML), loaded from a temporary folder that lives as long as the
+/// returned guard: for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn loaded_for_test(manifests: &str) -> (tempfile::TempDir, LoadedBaseline) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::create_dir_all(dir.path().join("manifests")).expect("manifests folder");
+    std::fs::write(dir.path().join("manifests/all.yaml"), manifests).expect("manifests");
+    std::fs::write(
+        dir.path().join("baseline.yaml"),
+        "apiVersion: breakfix.dev/v1alpha1\nkind: Baseline\nmetadata: {name: shop}\nspec: {namespace: shop}\n",
+    )
+    .expect("baseline.yaml");
+    let baseline = LoadedBaseline::load(&dir.path().join("baseline.yaml")).expect("it loads");
+    (dir, baseline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

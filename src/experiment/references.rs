@@ -270,16 +270,7 @@ subjects: [{kind: ServiceAccount, name: default, namespace: canaries}]
 "#;
 
     fn baseline() -> (tempfile::TempDir, LoadedBaseline) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
-        std::fs::write(dir.path().join("manifests/all.yaml"), MANIFESTS).unwrap();
-        std::fs::write(
-            dir.path().join("baseline.yaml"),
-            "apiVersion: breakfix.dev/v1alpha1\nkind: Baseline\nmetadata: {name: shop}\nspec: {namespace: shop}\n",
-        )
-        .unwrap();
-        let b = LoadedBaseline::load(&dir.path().join("baseline.yaml")).unwrap();
-        (dir, b)
+        crate::baseline::loaded_for_test(MANIFESTS)
     }
 
     fn named(kind: &str, namespace: Option<&str>, name: &str) -> Named {
