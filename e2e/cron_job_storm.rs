@@ -1,5 +1,6 @@
-//! cronJobStorm on the kind cluster: real CronJobs fire at the minute
-//! boundary, their Jobs' pods pile up (Pending once the node's CPU is
+//! cronJobStorm on the kind cluster: real CronJobs fire (their first run
+//! caught up at once, later ones at minute boundaries), their Jobs' pods
+//! pile up (Pending once the node's CPU is
 //! spoken for), breakfix sees the surge, and the revert leaves no CronJob,
 //! Job or Pod behind. With a pod quota the storm is capped, the refusal is
 //! the signal, and another namespace's workload never notices.

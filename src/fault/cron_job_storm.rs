@@ -15,8 +15,13 @@
 //! Jobs and their Pods are all gone.
 //!
 //! Timing: the CronJob controller fires at schedule boundaries (whole
-//! minutes for `* * * * *`), so the first Job appears up to 60 s after
-//! injection, its pods a moment later. Detection SLOs must allow for that.
+//! minutes for `* * * * *`). A new CronJob's first Job would come up to a
+//! whole period after injection; with `firstRun: now` (the default) each
+//! CronJob's `status.lastScheduleTime` is set to just before the schedule's
+//! last boundary, so the controller starts that missed run at once, as it
+//! does for a CronJob resumed or a controller restarted (no
+//! `startingDeadlineSeconds`, so no run is too late). Later runs come at
+//! the boundaries. `firstRun: schedule` waits for the next boundary.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,6 +72,20 @@ pub struct SurgeSpec {
     pub jobs: Option<u32>,
 }
 
+/// When a storm's first run starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FirstRun {
+    /// At once: each CronJob is marked as last scheduled just before the
+    /// schedule's last boundary, so the controller catches that run up
+    /// straight away.
+    #[default]
+    Now,
+    /// At the schedule's next boundary, as for any new CronJob (up to a
+    /// whole period after injection).
+    Schedule,
+}
+
 /// The cronJobStorm fault's settings.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -83,6 +102,10 @@ pub struct CronJobStorm {
     /// Cron schedule; the controller fires at its boundaries.
     #[serde(default = "default_schedule")]
     pub schedule: String,
+    /// When the first run starts: `now` (the default; the controller
+    /// catches up the schedule's last boundary) or `schedule` (its next).
+    #[serde(default, skip_serializing_if = "is_now")]
+    pub first_run: FirstRun,
     /// Pods per Job (parallelism and completions).
     #[serde(default = "default_parallelism")]
     #[schemars(range(min = 1, max = 50))]
@@ -123,6 +146,39 @@ fn default_job_duration() -> HumanDuration {
 
 fn default_image() -> String {
     DEFAULT_IMAGE.into()
+}
+
+fn is_now(first_run: &FirstRun) -> bool {
+    *first_run == FirstRun::Now
+}
+
+/// A schedule as the CronJob controller reads it: five fields or a macro,
+/// weekday and day of month either matching.
+fn parse_schedule(schedule: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .build()
+        .parse(schedule)
+        .map_err(|e| format!("schedule `{schedule}`: {e}"))
+}
+
+/// What to write to a CronJob's `status.lastScheduleTime` so that the
+/// controller starts the run of the schedule's last boundary at or before
+/// `now` at once: one second before that boundary (UTC, as the controller
+/// of a kind cluster reads schedules without a `timeZone`).
+pub fn caught_up_last_schedule(
+    schedule: &str,
+    now: jiff::Timestamp,
+) -> Result<jiff::Timestamp, String> {
+    let cron = parse_schedule(schedule)?;
+    let now = now.to_zoned(jiff::tz::TimeZone::UTC);
+    let boundary = cron
+        .find_previous_occurrence(&now, true)
+        .map_err(|e| format!("schedule `{schedule}` has no run before {now}: {e}"))?;
+    boundary
+        .timestamp()
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .map_err(|e| format!("schedule `{schedule}`: {e}"))
 }
 
 impl CronJobStorm {
@@ -189,6 +245,32 @@ impl CronJobStorm {
             },
         })
     }
+
+    /// Marks a created CronJob as last scheduled just before the schedule's
+    /// last boundary, so the controller starts that run now.
+    async fn catch_up(
+        &self,
+        ctx: &FaultContext<'_>,
+        created: kube::api::DynamicObject,
+    ) -> Result<(), FaultError> {
+        let target = crate::kobj::ObjectRef::of(&created)?;
+        let last = caught_up_last_schedule(&self.schedule, jiff::Timestamp::now())
+            .map_err(FaultError::Target)?;
+        let api: kube::Api<k8s_openapi::api::batch::v1::CronJob> =
+            kube::Api::namespaced(ctx.client.clone(), self.namespace.as_str());
+        let patch = json!({ "status": { "lastScheduleTime": last.strftime("%Y-%m-%dT%H:%M:%SZ").to_string() } });
+        api.patch_status(
+            &target.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| crate::kobj::ObjectError::Api {
+            target: target.clone(),
+            source,
+        })?;
+        Ok(())
+    }
 }
 
 /// Checks a standard five-field cron schedule (or a `@hourly`-style macro)
@@ -245,6 +327,7 @@ impl Fault for CronJobStorm {
 
     fn validate(&self) -> Result<(), String> {
         check_schedule(&self.schedule)?;
+        parse_schedule(&self.schedule)?;
         if !(1..=MAX_CRON_JOBS).contains(&self.cron_jobs) {
             return Err(format!(
                 "cronJobs is {}, expected 1 to {MAX_CRON_JOBS}",
@@ -282,16 +365,23 @@ impl Fault for CronJobStorm {
                 what: format!("cronjob/{}-{index}", self.name),
                 detail: e.to_string(),
             })?;
-            ctx.create_tree(obj).await?;
+            let created = ctx.create_tree(obj).await?;
+            if self.first_run == FirstRun::Now {
+                self.catch_up(ctx, created).await?;
+            }
         }
         let bound = self.surge_bound();
         let selector = self.selector();
         Ok(Injection {
             summary: format!(
-                "{} CronJob(s) {}-1… in {ns}: `{}`, concurrencyPolicy Allow, {} pod(s) per job sleeping {}; surge past {} pods or {} jobs",
+                "{} CronJob(s) {}-1… in {ns}: `{}`{}, concurrencyPolicy Allow, {} pod(s) per job sleeping {}; surge past {} pods or {} jobs",
                 self.cron_jobs,
                 self.name,
                 self.schedule,
+                match self.first_run {
+                    FirstRun::Now => " (first run caught up at once)",
+                    FirstRun::Schedule => " (first run at the next boundary)",
+                },
                 self.parallelism,
                 self.job_duration,
                 bound.pods,
@@ -352,6 +442,32 @@ mod tests {
         let container = &job["template"]["spec"]["containers"][0];
         assert_eq!(container["args"], json!(["sleep", "--duration", "600s"]));
         assert_eq!(container["resources"]["requests"]["cpu"], "100m");
+    }
+
+    #[rstest]
+    #[case::every_minute("* * * * *", "2026-12-01T23:41:17Z", "2026-12-01T23:40:59Z")]
+    #[case::on_a_boundary("* * * * *", "2026-12-01T23:41:00Z", "2026-12-01T23:40:59Z")]
+    #[case::every_quarter_hour("*/15 * * * *", "2026-12-01T23:41:17Z", "2026-12-01T23:29:59Z")]
+    #[case::hourly("@hourly", "2026-12-01T23:41:17Z", "2026-12-01T22:59:59Z")]
+    #[case::weekdays_at_nine("0 9 * * Mon-Fri", "2026-12-05T10:00:00Z", "2026-12-04T08:59:59Z")]
+    fn a_caught_up_storm_was_last_scheduled_just_before_the_last_boundary(
+        #[case] schedule: &str,
+        #[case] now: &str,
+        #[case] last: &str,
+    ) {
+        let now: jiff::Timestamp = now.parse().expect("a timestamp");
+        let last: jiff::Timestamp = last.parse().expect("a timestamp");
+        assert_eq!(caught_up_last_schedule(schedule, now), Ok(last));
+    }
+
+    #[rstest]
+    #[case("namespace: shop\n", FirstRun::Now)]
+    #[case("namespace: shop\nfirstRun: schedule\n", FirstRun::Schedule)]
+    fn the_first_run_is_now_unless_it_waits_for_the_schedule(
+        #[case] yaml: &str,
+        #[case] first_run: FirstRun,
+    ) {
+        assert_eq!(storm(yaml).first_run, first_run);
     }
 
     #[rstest]
