@@ -31,9 +31,9 @@ cluster: images
 cluster-down:
     bash scripts/cluster.sh down
 
-# The main job: the built-in suite on a fresh kind cluster, four experiments at a time (BREAKFIX_JOBS=1 for one at a time); JSON, JUnit, Markdown and HTML reports in reports/.
+# The main job: the built-in suite on a fresh kind cluster, four experiments at a time (BREAKFIX_JOBS=1 for one at a time), the longest first as timed by the last run's reports/suite.json; JSON, JUnit, Markdown and HTML reports in reports/.
 suite *ARGS: images
-    BREAKFIX_JOBS="${BREAKFIX_JOBS:-4}" cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
+    BREAKFIX_JOBS="${BREAKFIX_JOBS:-4}" cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite $([[ -f reports/suite.json ]] && echo --durations-from reports/suite.json) --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
 
 # The browser the game day's live page is tested in (installs Debian's chromium and chromium-driver where needed).
 browser:

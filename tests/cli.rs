@@ -70,6 +70,63 @@ fn write_json(dir: &std::path::Path, name: &str, value: &serde_json::Value) -> S
     path.display().to_string()
 }
 
+mod durations_from {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_a_report_exits_2_naming_line_and_column_before_any_cluster() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let bad = dir.path().join("suite.json");
+        std::fs::write(&bad, "{\n  \"schema\": oops\n}\n").expect("write");
+        let bad = bad.display().to_string();
+        let (out, _state) =
+            breakfix(&["run", "experiments/pod-kill.yaml", "--durations-from", &bad]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("error: {bad}:2:13: not a breakfix JSON report")),
+            "{err}"
+        );
+        assert!(
+            err.contains("= help: pass the file `breakfix run --json` wrote"),
+            "{err}"
+        );
+        assert!(!err.contains("getting a cluster"), "{err}");
+    }
+
+    #[test]
+    fn a_report_from_an_earlier_run_is_read_before_the_shard_is_taken() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let json = dir.path().join("empty.json");
+        let json = json.display().to_string();
+        // A shard of the built-in suite that takes nothing, timed by a stored report.
+        let shard = (1..=40)
+            .find(|&i| {
+                !["pod-kill"]
+                    .iter()
+                    .any(|n| breakfix::runner::partition::hash_shard(n, 40) == i)
+            })
+            .expect("an empty shard");
+        let (out, _state) = breakfix(&[
+            "run",
+            "experiments/pod-kill.yaml",
+            "--partition",
+            &format!("hash:{shard}/40"),
+            "--durations-from",
+            "tests/fixtures/reports/same-build-1.json",
+            "--json",
+            &json,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stderr(&out)
+                .contains("longest first, as timed in tests/fixtures/reports/same-build-1.json ("),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
 mod partition {
     use super::*;
 

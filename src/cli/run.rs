@@ -8,6 +8,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use breakfix::cluster::{self, ClusterError, KindOptions};
+use breakfix::compare;
 use breakfix::journal::ClusterRecord;
 use breakfix::journal::{self, Journal, JournalState};
 use breakfix::lease;
@@ -60,6 +61,12 @@ pub struct RunArgs {
     /// serial run keeps its baselines in place) and deleted at the end.
     #[arg(long)]
     fresh_instances: bool,
+    /// Start the experiments that took longest in this earlier report (the
+    /// file `--json` wrote) first, so that a run with several jobs does not
+    /// end on a long experiment started last. Experiments it does not list
+    /// start before those it does. The reports keep file order.
+    #[arg(long, value_name = "REPORT.json")]
+    durations_from: Option<PathBuf>,
     /// Refuse (exit 2, naming the holder) instead of waiting when another
     /// run holds what an experiment breaks (its claim's Lease in kube-system).
     #[arg(long)]
@@ -98,6 +105,35 @@ pub(super) fn cluster_error(e: &ClusterError) -> u8 {
     EXIT_USAGE
 }
 
+/// How long each experiment took in the report at `path`, for
+/// `--durations-from`. A report of another schema version is set aside with
+/// a warning (the run goes in file order); a file that is not a report is
+/// bad input (exit 2).
+fn earlier_durations(path: &std::path::Path) -> Result<Vec<(String, Duration)>, u8> {
+    match compare::read_report(path) {
+        Ok(earlier) => {
+            let durations: Vec<(String, Duration)> = report::schedule::spans(&earlier)
+                .into_iter()
+                .map(|span| {
+                    let took = span.end.duration_since(span.start);
+                    (span.experiment, took.try_into().unwrap_or_default())
+                })
+                .collect();
+            say!(
+                "breakfix: longest first, as timed in {} ({} experiment(s))",
+                path.display(),
+                durations.len()
+            );
+            Ok(durations)
+        }
+        Err(e @ compare::CompareError::Schema { .. }) => {
+            say!("warning: {e}; --durations-from ignored, experiments start in file order");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(super::compare::compare_error(&e)),
+    }
+}
+
 pub async fn run(args: RunArgs) -> u8 {
     let partition: Option<Partition> = match args.partition.as_deref().map(str::parse) {
         None => None,
@@ -115,6 +151,13 @@ pub async fn run(args: RunArgs) -> u8 {
         say!("error: --repeat must be at least 1");
         return EXIT_USAGE;
     }
+    let expected = match &args.durations_from {
+        Some(path) => match earlier_durations(path) {
+            Ok(durations) => durations,
+            Err(code) => return code,
+        },
+        None => Vec::new(),
+    };
     if let Some(p) = partition {
         let all = experiments.len();
         experiments = p.select(experiments, |e| e.name());
@@ -228,6 +271,7 @@ pub async fn run(args: RunArgs) -> u8 {
         .keep_baselines(args.keep)
         .jobs(args.jobs)
         .fresh_instances(args.fresh_instances)
+        .expected_durations(expected)
         .journal_retention(retention(args.journal_retention_days))
         .claim_wait((!args.no_wait).then_some(lease::DEFAULT_WAIT));
     if let Some(dir) = &args.journal_dir {

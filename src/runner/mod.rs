@@ -46,6 +46,7 @@ pub mod upgrade;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::Client;
@@ -91,6 +92,7 @@ pub struct RunnerBuilder {
     jobs: Jobs,
     instances: Option<bool>,
     fresh_instances: bool,
+    expected: HashMap<String, Duration>,
     journal_retention: std::time::Duration,
     claim_wait: crate::lease::Wait,
 }
@@ -171,6 +173,18 @@ impl RunnerBuilder {
         self
     }
 
+    /// How long each experiment took before, by name (from an earlier
+    /// run's report): with more than one job the longest start first, so
+    /// the run does not end on a long one started last. Experiments it does
+    /// not name start before those it does. Reports keep file order.
+    pub fn expected_durations(
+        mut self,
+        durations: impl IntoIterator<Item = (String, Duration)>,
+    ) -> Self {
+        self.expected = durations.into_iter().collect();
+        self
+    }
+
     /// How long finished journals are kept (default 30 days): older ones
     /// in the journal folder are removed when the runner is built. A
     /// journal with anything left to revert is never removed.
@@ -227,6 +241,7 @@ impl RunnerBuilder {
             jobs: self.jobs,
             instances: self.instances,
             fresh_instances: self.fresh_instances,
+            expected: self.expected,
         })
     }
 }
@@ -248,6 +263,7 @@ pub struct Runner {
     jobs: Jobs,
     instances: Option<bool>,
     fresh_instances: bool,
+    expected: HashMap<String, Duration>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -283,6 +299,7 @@ impl Runner {
             jobs: Jobs::default(),
             instances: None,
             fresh_instances: false,
+            expected: HashMap::new(),
             journal_retention: crate::journal::DEFAULT_RETENTION,
             claim_wait: Some(crate::lease::DEFAULT_WAIT),
         }
@@ -334,7 +351,7 @@ impl Runner {
             .map(|e| BaselineKey::of(&e.baseline))
             .collect();
         let mut deletions = tokio::task::JoinSet::new();
-        let mut waiting = schedule::order(&placements);
+        let mut waiting = schedule::order(&placements, &self.expected);
         let mut running: Vec<usize> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         let mut task_of: HashMap<tokio::task::Id, usize> = HashMap::new();

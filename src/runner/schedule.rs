@@ -9,13 +9,17 @@
 //! experiments on the same baseline no longer collide.
 //!
 //! The order: experiments that run alone first (nothing runs yet, so no
-//! slot is left idle waiting for the cluster to empty), then the rest in
-//! file order, each started as soon as a slot is free and nothing it
-//! claims is held. Reports come back in file order whatever the order of
-//! execution.
+//! slot is left idle waiting for the cluster to empty), then the rest, each
+//! started as soon as a slot is free and nothing it claims is held. The rest
+//! go in file order, or, given how long each took before (an earlier run's
+//! report), longest first: a long experiment started last would otherwise
+//! run on alone at the end. Reports come back in file order whatever the
+//! order of execution.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::baseline::instance_id;
 use crate::experiment::LoadedExperiment;
@@ -135,11 +139,21 @@ pub fn place(run_id: &str, experiments: &[LoadedExperiment], instances: bool) ->
         .collect()
 }
 
-/// The order to consider experiments in: those that run alone first, then
-/// the rest, each group in file order. Indexes into `placements`.
-pub fn order(placements: &[Placement]) -> Vec<usize> {
-    let (alone, shared): (Vec<usize>, Vec<usize>) =
+/// The order to consider experiments in: those that run alone first, in
+/// file order, then the rest longest first by `expected` (how long each took
+/// before, by name), those it does not know before any it does (they may be
+/// long), ties in file order. Indexes into `placements`.
+pub fn order(placements: &[Placement], expected: &HashMap<String, Duration>) -> Vec<usize> {
+    let (alone, mut shared): (Vec<usize>, Vec<usize>) =
         (0..placements.len()).partition(|&i| !placements[i].alone.is_empty());
+    shared.sort_by_key(|&i| {
+        std::cmp::Reverse(
+            expected
+                .get(&placements[i].experiment)
+                .copied()
+                .unwrap_or(Duration::MAX),
+        )
+    });
     alone.into_iter().chain(shared).collect()
 }
 
@@ -214,8 +228,8 @@ mod tests {
             placement("c-in-place", &[ns("probes")]),
             placement("d-in-place", &[ns("probes")]),
         ];
-        assert_eq!(order(&p), vec![1, 0, 2, 3, 4]);
-        let waiting = order(&p);
+        assert_eq!(order(&p, &HashMap::new()), vec![1, 0, 2, 3, 4]);
+        let waiting = order(&p, &HashMap::new());
         // Nothing runs: the shared one starts, and alone.
         assert_eq!(next(&p, &waiting, &[]), Some(1));
         assert_eq!(next(&p, &[0, 2, 3, 4], &[1]), None);
@@ -226,6 +240,32 @@ mod tests {
         // d claims what c holds; it waits, and nothing else is left.
         assert_eq!(next(&p, &[4], &[0, 2, 3]), None);
         assert_eq!(next(&p, &[4], &[0, 2]), Some(4));
+    }
+
+    #[rstest]
+    #[case::none_timed(&[], vec![0, 1, 2, 3, 4])]
+    #[case::longest_first(&[("a", 5), ("b", 50), ("c", 20), ("d", 50), ("e", 1)], vec![1, 3, 2, 0, 4])]
+    #[case::untimed_before_timed(&[("a", 5), ("c", 20), ("e", 90)], vec![1, 3, 4, 2, 0])]
+    #[case::alone_ones_still_first(&[("storm", 1), ("a", 30)], vec![5, 1, 2, 3, 4, 0])]
+    fn given_earlier_timings_the_rest_start_longest_first(
+        #[case] timed: &[(&str, u64)],
+        #[case] expected_order: Vec<usize>,
+    ) {
+        let mut p: Vec<Placement> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| placement(n, &[ns(n)]))
+            .collect();
+        if timed.iter().any(|(n, _)| *n == "storm") {
+            p.push(placement(
+                "storm",
+                &[Claim::Shared(SharedResource::SchedulerCapacity)],
+            ));
+        }
+        let expected: HashMap<String, Duration> = timed
+            .iter()
+            .map(|(n, s)| (n.to_string(), Duration::from_secs(*s)))
+            .collect();
+        assert_eq!(order(&p, &expected), expected_order);
     }
 
     #[test]
