@@ -34,7 +34,7 @@ cluster: images
 cluster-down:
     bash scripts/cluster.sh down
 
-# The main job: the built-in suite on a fresh kind cluster, four experiments at a time (BREAKFIX_JOBS=1 for one at a time), the longest first as timed by the last run's reports/suite.json; JSON, JUnit, Markdown and HTML reports in reports/.
+# The main job: the built-in suite on a fresh kind cluster, six experiments at a time (BREAKFIX_JOBS=1 for one at a time), the longest first as timed by the last run's reports/suite.json; JSON, JUnit, Markdown and HTML reports in reports/.
 suite *ARGS: docker
     #!/usr/bin/env bash
     set -euo pipefail
@@ -50,7 +50,7 @@ suite *ARGS: docker
     {{just_executable()}} images
     wait $build || { tail -n 20 "$log" >&2; echo "suite: the release build failed (log: $log)" >&2; exit 1; }
     trap - EXIT
-    BREAKFIX_JOBS="${BREAKFIX_JOBS:-4}" cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite $([[ -f reports/suite.json ]] && echo --durations-from reports/suite.json) --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
+    BREAKFIX_JOBS="${BREAKFIX_JOBS:-6}" cargo run --release --locked -- run experiments/ --cluster-name breakfix-suite $([[ -f reports/suite.json ]] && echo --durations-from reports/suite.json) --json reports/suite.json --junit reports/suite.xml --markdown reports/suite.md --html reports/suite.html {{ARGS}}
 
 # The browser the game day's live page is tested in (installs Debian's chromium and chromium-driver where needed).
 browser:
